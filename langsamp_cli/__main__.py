@@ -1,0 +1,3 @@
+from langsamp_cli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per CLI command; each defines ``register(app, eval_app)`` (see cli.py)."""
