@@ -1,0 +1,310 @@
+"""SR-B / SR-T speed: langsamp's encoder vs a loop written the way the official scripts work.
+
+Baseline (official style): ``tokenizer.tokenize`` per sentence, ``[cls] + tokens + [sep]``, fixed
+batches in file order padded to the batch maximum, the full model with ``output_hidden_states``,
+mean pooling of every layer, layer 8 kept, both sides (English too) encoded for every language,
+faiss ``IndexFlatL2`` per language, batch size 128 (the official ``.sh``). The model is loaded once
+(the official script reloads it for every file, so the baseline here is, if anything, flattered).
+Batch size never changes a number, so each side runs at its own default (ours: 32); the SR-T
+baseline is also timed at batch 32 and reported as ``official_style_same_batch_s``.
+
+Ours: ``SentenceEncoder`` (first 8 blocks only, length-sorted batches, inference mode, English
+dedupe, disk cache) + ``score_pairs``. Cold = empty cache (model load and fingerprint included);
+warm = a second run over the same cache. Accuracies must be identical (asserted).
+
+Memory: resident-set growth and the Python/numpy heap peak (tracemalloc), measured in a fresh
+subprocess per size while the real runner scores 5, 10, 20 languages; it must stay flat.
+
+    python benchmarks/retrieval_speed.py                # real ../shared/data when present
+    python benchmarks/retrieval_speed.py --quick        # fewer sentences (smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from langsamp_cli.data.parallel import ParallelPairs  # noqa: E402
+from langsamp_cli.encode import SentenceEncoder  # noqa: E402
+from langsamp_cli.tasks.retrieval import (  # noqa: E402
+    RetrievalPlan,
+    RetrievalUnit,
+    plan_sr_b_bibles,
+    plan_sr_t,
+    release_free_memory,
+    run_retrieval,
+    score_pairs,
+)
+from langsamp_cli.tiny import build_tiny_model  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+MODEL_ARCH = dict(num_hidden_layers=12, hidden_size=256, num_attention_heads=4, intermediate_size=1024)
+LAYER = 8
+
+
+# ---------------------------------------------------------------------------- data
+def load_task_data(task: str, n_languages: int, n_pairs: int) -> list[ParallelPairs]:
+    """Real shared data when present (SR-T: LASER Tatoeba; SR-B: KJV x christos-c), else generated."""
+    if task == "sr-t" and (SHARED / "tatoeba" / "v1").is_dir():
+        plan = plan_sr_t(SHARED / "tatoeba" / "v1", None)
+    elif task == "sr-b" and (SHARED / "bible" / "christos-c").is_dir():
+        plan = plan_sr_b_bibles(SHARED / "bible" / "christos-c", SHARED / "bible" / "sword" / "eng_Latn.KJV.tsv",
+                                None, n_pairs)
+    else:
+        return generated_pairs(task, n_languages, n_pairs)
+    pairs = []
+    for name in sorted(plan.units)[:n_languages]:
+        loaded = plan.units[name].load()
+        pairs.append(ParallelPairs(name, loaded.target[:n_pairs], loaded.english[:n_pairs]))
+    return pairs
+
+
+def generated_pairs(task: str, n_languages: int, n_pairs: int) -> list[ParallelPairs]:
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(3000)]
+    shared_english = [" ".join(rng.choices(words, k=rng.randint(4, 40))) for _ in range(n_pairs)]
+    out = []
+    for lang in range(n_languages):
+        english = shared_english if task == "sr-b" else [" ".join(rng.choices(words, k=rng.randint(4, 40))) for _ in range(n_pairs)]
+        target = [" ".join(reversed(s.split())) + f" x{lang}" for s in english]
+        out.append(ParallelPairs(f"l{lang:02d}_Latn", target, english))
+    return out
+
+
+# ---------------------------------------------------------------------------- official-style baseline
+def official_embed(model, tokenizer, sentences: list[str], batch_size: int) -> list[np.ndarray]:
+    """All layers' mean-pooled vectors, the way the official extract_embeddings builds them."""
+    tokens = [tokenizer.tokenize(s) for s in sentences]
+    layers = model.config.num_hidden_layers
+    out = [np.zeros((len(sentences), model.config.hidden_size), np.float32) for _ in range(layers)]
+    for start in range(0, len(tokens), batch_size):
+        chunk = tokens[start : start + batch_size]
+        width = min(max(len(t) for t in chunk) + 2, 512)
+        ids, mask = [], []
+        for toks in chunk:
+            row = tokenizer.convert_tokens_to_ids([tokenizer.cls_token] + toks[: width - 2] + [tokenizer.sep_token])
+            ids.append(row + [tokenizer.pad_token_id] * (width - len(row)))
+            mask.append([1] * len(row) + [0] * (width - len(row)))
+        ids_t, mask_t = torch.tensor(ids), torch.tensor(mask)
+        with torch.no_grad():
+            states = model(input_ids=ids_t, attention_mask=mask_t, token_type_ids=torch.zeros_like(ids_t),
+                           output_hidden_states=True).hidden_states[-layers:]
+            for layer, hidden in enumerate(states):
+                pooled = (hidden * mask_t.unsqueeze(2).float()).sum(1) / mask_t.sum(1).view(-1, 1).float()
+                out[layer][start : start + len(chunk)] = pooled.cpu().numpy().astype(np.float32)
+    return out
+
+
+def official_accuracy(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    faiss.normalize_L2(x)
+    faiss.normalize_L2(y)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    _, predictions = index.search(y, 10)
+    hits = {k: sum(i in p[:k] for i, p in enumerate(predictions)) for k in (1, 5, 10)}
+    return {f"acc@{k}": hits[k] / len(predictions) for k in (1, 5, 10)}
+
+
+def run_official(model_dir: Path, data: list[ParallelPairs], batch_size: int) -> tuple[float, dict]:
+    from transformers import AutoModel, AutoTokenizer
+
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    scores = {}
+    for pairs in data:
+        target = official_embed(model, tokenizer, pairs.target, batch_size)
+        english = official_embed(model, tokenizer, pairs.english, batch_size)
+        scores[pairs.lang_script] = official_accuracy(target[LAYER - 1], english[LAYER - 1])  # index 7
+    return time.perf_counter() - start, scores
+
+
+# ---------------------------------------------------------------------------- ours
+def run_ours(model_dir: Path, data: list[ParallelPairs], batch_size: int, cache_dir: Path) -> tuple[float, dict, int]:
+    start = time.perf_counter()
+    encoder = SentenceEncoder(str(model_dir), layer=LAYER, batch_size=batch_size, cache_dir=cache_dir)
+    scores = {pairs.lang_script: score_pairs(pairs, encoder) for pairs in data}
+    return time.perf_counter() - start, scores, encoder.sentences_encoded
+
+
+def compare(task: str, model_dir: Path, data: list[ParallelPairs], batch_size: int, official_batch_size: int,
+            work: Path, same_batch_baseline: bool, repeats: int) -> dict:
+    """Best of ``repeats`` for every timing (the machine is shared; the minimum is the least noisy)."""
+    official_runs = [run_official(model_dir, data, official_batch_size) for _ in range(repeats)]
+    cold_runs = [run_ours(model_dir, data, batch_size, work / f"cache-{task}-{r}") for r in range(repeats)]
+    warm_runs = [run_ours(model_dir, data, batch_size, work / f"cache-{task}-0") for _ in range(repeats)]
+    official_s, official_scores = min(official_runs, key=lambda run: run[0])
+    cold_s, cold_scores, encoded = min(cold_runs, key=lambda run: run[0])
+    warm_s, warm_scores, warm_encoded = min(warm_runs, key=lambda run: run[0])
+    assert all(run[1] == official_scores for run in official_runs + cold_runs + warm_runs), \
+        f"{task}: accuracies differ from the official-style loop"
+    assert warm_encoded == 0
+    sentences = sum(2 * len(p) for p in data)
+    row = {
+        "languages": len(data),
+        "pairs_per_language": [len(p) for p in data],
+        "sentences_official_encodes": sentences,
+        "sentences_we_encode_cold": encoded,
+        "official_style_s": round(official_s, 2),
+        "ours_cold_s": round(cold_s, 2),
+        "ours_warm_s": round(warm_s, 2),
+        "speedup_cold": round(official_s / cold_s, 2),
+        "speedup_warm": round(official_s / warm_s, 2),
+        "all_runs_s": {"official_style": [round(r[0], 2) for r in official_runs],
+                       "ours_cold": [round(r[0], 2) for r in cold_runs], "ours_warm": [round(r[0], 2) for r in warm_runs]},
+        "identical_accuracies": True,
+        "batch_size": {"official_style": official_batch_size, "ours": batch_size},
+        "mean_acc@10": round(float(np.mean([s["acc@10"] for s in cold_scores.values()])), 4),
+    }
+    if same_batch_baseline:
+        same_s, same_scores = min((run_official(model_dir, data, batch_size) for _ in range(repeats)),
+                                  key=lambda run: run[0])
+        assert same_scores == official_scores
+        row["official_style_same_batch_s"] = round(same_s, 2)
+        row["speedup_cold_same_batch"] = round(same_s / cold_s, 2)
+    print(f"{task}: {json.dumps(row)}", flush=True)
+    return row
+
+
+# ---------------------------------------------------------------------------- memory (subprocesses)
+class _MemoryStore:
+    """Stands in for ResultStore (keeps records in memory) so the child runs the real runner loop."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+
+    def is_done(self, name: str) -> bool:
+        return name in self.records
+
+    def write(self, name: str, n: int, metrics: dict, extra: dict | None = None) -> None:
+        self.records[name] = {"n": n, **metrics}
+
+    def skip(self, name: str, reason: str) -> None:
+        self.records[name] = {"reason": reason}
+
+
+def memory_child(model_dir: Path, n_languages: int, n_pairs: int, batch_size: int) -> None:
+    """Run the real runner over n languages; report resident memory (ru_maxrss is inherited over
+    fork/exec on Linux, so the child samples /proc instead) and the Python/numpy heap peak."""
+    from rich.console import Console
+
+    data = {p.lang_script: p for p in load_task_data("sr-t", n_languages, n_pairs)}
+    plan = RetrievalPlan({name: RetrievalUnit(name, lambda p=p: p) for name, p in data.items()})
+    encoder = SentenceEncoder(str(model_dir), layer=LAYER, batch_size=batch_size, use_cache=False)
+    encoder.encode(["warm up the model once"])
+    release_free_memory()
+    before = current_rss_mib()
+    tracemalloc.start()
+    store = _MemoryStore()
+    run_retrieval(plan, encoder, store, plan.names(), console=Console(file=open(os.devnull, "w")))
+    _, heap_peak = tracemalloc.get_traced_memory()
+    after = current_rss_mib()
+    print(json.dumps({"languages": len(store.records), "sentences": 2 * sum(len(p) for p in data.values()),
+                      "rss_before_mib": before, "rss_after_mib": after, "rss_growth_mib": after - before,
+                      "python_numpy_heap_peak_mib": heap_peak / 2**20}))
+
+
+def measure_memory(model_dir: Path, counts: list[int], n_pairs: int, batch_size: int) -> list[dict]:
+    rows = []
+    for count in counts:
+        result = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(count), "--model-dir", str(model_dir),
+             "--memory-pairs", str(n_pairs), "--batch-size", str(batch_size)],
+            capture_output=True, text=True, check=True,
+        )
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        rows.append({k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()})
+        print(f"memory: {rows[-1]}", flush=True)
+    return rows
+
+
+def current_rss_mib() -> float:
+    """Resident set size now (not the peak), from /proc; 0.0 where /proc is unavailable."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * resource.getpagesize() / 2**20
+
+
+def measure_memory(model_dir: Path, counts: list[int], n_pairs: int, batch_size: int) -> list[dict]:
+    rows = []
+    for count in counts:
+        result = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(count), "--model-dir", str(model_dir),
+             "--memory-pairs", str(n_pairs), "--batch-size", str(batch_size)],
+            capture_output=True, text=True, check=True,
+        )
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        rows.append({k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()})
+        print(f"memory: {rows[-1]}", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--languages", type=int, default=10, help="languages per task for the timing runs")
+    parser.add_argument("--pairs", type=int, default=200, help="pairs per language for the timing runs")
+    parser.add_argument("--batch-size", type=int, default=32, help="ours (the SentenceEncoder default)")
+    parser.add_argument("--official-batch-size", type=int, default=128, help="the official .sh value")
+    parser.add_argument("--repeats", type=int, default=2, help="timings are the best of this many runs")
+    parser.add_argument("--memory-counts", default="5,10,20")
+    parser.add_argument("--memory-pairs", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="3 languages x 40 pairs, memory at 2,4")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "retrieval_speed.json")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.model_dir, args.memory_child, args.memory_pairs, args.batch_size)
+        return
+    if args.quick:
+        args.languages, args.pairs, args.memory_counts, args.memory_pairs = 3, 40, "2,4", 30
+
+    with tempfile.TemporaryDirectory(prefix="langsamp-bench-") as tmp:
+        work = Path(tmp)
+        data = {task: load_task_data(task, args.languages, args.pairs) for task in ("sr-t", "sr-b")}
+        texts = [s for pairs in data.values() for p in pairs for s in p.target + p.english]
+        model_dir = build_tiny_model(texts, work / "model", vocab_size=8000, **MODEL_ARCH)
+        results = {task: compare(task, model_dir, pairs, args.batch_size, args.official_batch_size, work,
+                                 same_batch_baseline=task == "sr-t", repeats=args.repeats)
+                   for task, pairs in data.items()}
+        memory = measure_memory(model_dir, [int(c) for c in args.memory_counts.split(",")], args.memory_pairs,
+                                args.batch_size)
+    report = {
+        "benchmark": "retrieval_speed",
+        "model": {**MODEL_ARCH, "layer": LAYER, "vocab_size": 8000, "note": "random init, locally trained tokenizer"},
+        "data": "real ../shared/data" if SHARED.is_dir() else "generated",
+        "machine": {"torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                    "torch": torch.__version__, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "repeats": args.repeats,
+        "tasks": results,
+        "memory_growth_by_languages": memory,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    from langsamp_cli.io_utils import atomic_write_json
+
+    atomic_write_json(args.output, report)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""Donor (source) language selection for crosslingual transfer (paper §5.4).
+
+Methods, each giving a score per candidate (higher = better donor):
+
+- ``lang``: cosine similarity of the target's and the candidate's learned language embeddings
+  (the paper's method). The language table is keyed per ISO 639-3 language in the official format
+  (``zho``), so ``yue_Hani`` looks up ``yue``; ids and aliases are tried in that order.
+- ``script``: cosine similarity of the script embeddings (a coarse signal: every candidate with
+  the same script ties). Shown beside ``lang`` and used when the target has no language embedding.
+- ``uriel``: URIEL typological similarity (see :mod:`langsamp_cli.analysis.uriel`).
+- ``combined``: for every method that scored a candidate, its rank is normalised to
+  ``1 - (rank - 1) / (k - 1)`` over the k candidates that method scored (ties share the mean rank),
+  and the combined score is the mean of those normalised ranks over ``lang`` and ``uriel``
+  (``script`` replaces ``lang`` when the target has no language embedding). Ranks rather than raw
+  scores, because cosine and URIEL similarities live on different scales.
+
+A target outside the language-embedding vocabulary is not an error: the report says so and ranks
+the candidates by script embedding and by URIEL instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from langsamp_cli.analysis.similarity import PAPER_LANGUAGES
+from langsamp_cli.errors import LangsampError
+
+DEFAULT_MODEL = "yihongLiu/LangSAMP"
+METHODS = ("lang", "uriel", "combined")
+PAPER_DONORS = PAPER_LANGUAGES
+
+
+# ---------------------------------------------------------------------------- the checkpoint
+def _offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_checkpoint(model: str | None) -> tuple[str, str]:
+    """(local path, how it was found) for ``--model``; the released checkpoint when omitted.
+
+    A local directory is used as is. A hub name is looked up in the Hugging Face cache first (no
+    network); only when it is missing and we are not offline is it downloaded.
+    """
+    if model and Path(model).expanduser().exists():
+        return str(Path(model).expanduser()), "local path"
+    name = model or DEFAULT_MODEL
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, local_files_only=True), "Hugging Face cache"
+    except Exception:  # noqa: BLE001 - any failure here only means "not cached"; we try the network next
+        pass
+    hint = "pass --model PATH (a LangSAMP checkpoint directory, ours or the official format)"
+    if _offline():
+        raise LangsampError(f"{name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+                            f"download it once while online or {hint}")
+    try:
+        return snapshot_download(name, etag_timeout=10, ignore_patterns=["*.h5", "*.msgpack", "*.onnx", "*.ot"]), \
+            "downloaded"
+    except Exception as err:  # noqa: BLE001 - network/auth/repo errors all end the same way for the user
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise LangsampError(f"cannot get {name} from the Hugging Face hub ({first}); {hint}") from err
+
+
+def load_tables(model: str | None, lang_map: str | None = None):
+    """(EmbeddingTables, path, how found) for ``--model`` or the released checkpoint."""
+    from langsamp_cli.model import load_embedding_tables
+
+    path, found = resolve_checkpoint(model)
+    return load_embedding_tables(path, lang_map=lang_map), path, found
+
+
+# ---------------------------------------------------------------------------- table lookups
+def _aliases(lang_script: str) -> list[str]:
+    try:
+        from langsamp_cli.languages import lang_script_aliases
+
+        return [a for a in lang_script_aliases(lang_script) if a != lang_script]
+    except (ImportError, LangsampError):
+        return []
+
+
+def language_key(lang_script: str, key2id: dict[str, int]) -> str | None:
+    """The row of the language table serving ``lang_script``: the id itself, its ISO code, then aliases."""
+    for candidate in [lang_script, *_aliases(lang_script)]:
+        for key in (candidate, candidate.split("_", 1)[0]):
+            if key in key2id:
+                return key
+    return None
+
+
+def script_key(lang_script: str, key2id: dict[str, int]) -> str | None:
+    for candidate in [lang_script, *_aliases(lang_script)]:
+        script = candidate.split("_", 1)[1] if "_" in candidate else None
+        if script in key2id:
+            return script
+    return None
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / norm) if norm > 0 else 0.0
+
+
+def embedding_scores(table: np.ndarray | None, key2id: dict[str, int], target: str, candidates: Sequence[str],
+                     key_of) -> tuple[dict[str, float | None], dict[str, str], str | None]:
+    """({candidate: cosine or None}, {id: table key used}, target key or None)."""
+    if table is None:
+        return {c: None for c in candidates}, {}, None
+    target_key = key_of(target, key2id)
+    keys = {c: key_of(c, key2id) for c in candidates}
+    used = {c: k for c, k in keys.items() if k is not None}
+    if target_key is None:
+        return {c: None for c in candidates}, used, None
+    target_row = np.asarray(table[key2id[target_key]], dtype=np.float64)
+    scores = {c: (None if k is None else _cosine(target_row, np.asarray(table[key2id[k]], dtype=np.float64)))
+              for c, k in keys.items()}
+    return scores, {**used, target: target_key}, target_key
+
+
+# ---------------------------------------------------------------------------- ranks
+def normalised_ranks(scores: dict[str, float | None]) -> dict[str, float]:
+    """1 for the best, 0 for the worst of the scored candidates (ties share the mean rank)."""
+    scored = {c: s for c, s in scores.items() if s is not None}
+    if len(scored) == 1:
+        return {c: 1.0 for c in scored}
+    values = np.array(list(scored.values()))
+    ranks = {}
+    for name, value in scored.items():
+        better = float((values > value).sum())
+        equal = float((values == value).sum())
+        mean_rank = better + (equal + 1) / 2  # 1-based rank, averaged over the tie
+        ranks[name] = 1.0 - (mean_rank - 1) / (len(values) - 1)
+    return ranks
+
+
+def combine(methods: dict[str, dict[str, float | None]], candidates: Sequence[str]) -> dict[str, float | None]:
+    rank_tables = [normalised_ranks(scores) for scores in methods.values()]
+    combined = {}
+    for candidate in candidates:
+        values = [table[candidate] for table in rank_tables if candidate in table]
+        combined[candidate] = float(np.mean(values)) if values else None
+    return combined
+
+
+def order(scores: dict[str, float | None]) -> list[str]:
+    """Best first; unscored candidates last (alphabetical among themselves)."""
+    return sorted(scores, key=lambda c: (scores[c] is None, -(scores[c] or 0.0), c))
+
+
+# ---------------------------------------------------------------------------- the ranking
+@dataclass
+class DonorRanking:
+    target: str
+    method: str  # as requested
+    ranked_by: str  # the score column the order follows
+    candidates: list[str]
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)  # column -> candidate -> score
+    keys: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> id -> key used
+    notes: list[str] = field(default_factory=list)
+    unscored: dict[str, str] = field(default_factory=dict)  # candidate -> why the ranking column lacks it
+
+    @property
+    def ranking(self) -> list[str]:
+        return order(self.scores[self.ranked_by]) if self.ranked_by in self.scores else []
+
+    @property
+    def best(self) -> str | None:
+        ranked = [c for c in self.ranking if self.scores[self.ranked_by][c] is not None]
+        return ranked[0] if ranked else None
+
+    def to_json(self, top: int | None = None) -> dict:
+        ranked = self.ranking[:top] if top else self.ranking
+        return {
+            "target": self.target, "method": self.method, "ranked_by": self.ranked_by, "best": self.best,
+            "candidates_total": len(self.candidates),
+            "ranking": [{"candidate": c, "rank": i + 1, **{m: self.scores[m].get(c) for m in self.scores}}
+                        for i, c in enumerate(ranked)],
+            "table_keys": self.keys, "notes": self.notes, "unscored": self.unscored,
+        }
+
+
+def _uriel_scores(target: str, candidates: Sequence[str], required: bool,
+                  feature_sets: tuple[str, ...] | None) -> tuple[dict | None, str | None]:
+    """(scores, note): scores None with a note when lang2vec is missing (an error when required)."""
+    from langsamp_cli.analysis import uriel
+
+    feature_sets = feature_sets or uriel.DEFAULT_SETS
+    try:
+        if not uriel.uriel_has(target, feature_sets):
+            message = f"URIEL has no typological data for {target}"
+            if required:
+                raise LangsampError(f"{message}; use --method lang")
+            return None, message
+        return {c: uriel.uriel_similarity(target, c, feature_sets) for c in candidates}, None
+    except LangsampError:
+        if required:
+            raise
+        return None, f"URIEL typology unavailable (lang2vec not installed; {uriel.INSTALL_HINT})"
+
+
+def rank_donors(target: str, candidates: Sequence[str], tables=None, method: str = "lang",
+                uriel_features: tuple[str, ...] | None = None) -> DonorRanking:
+    """Score ``candidates`` as donors for ``target``; ``tables`` is model.EmbeddingTables (not needed for uriel)."""
+    if method not in METHODS:
+        raise LangsampError(f"--method {method!r} is unknown; use one of {', '.join(METHODS)}")
+    candidates = [c for c in dict.fromkeys(candidates) if c != target]
+    if not candidates:
+        raise LangsampError(f"no candidate donors left for {target} (the target itself is not a candidate)")
+    ranking = DonorRanking(target, method, method, candidates)
+    if method != "uriel":
+        _add_embedding_columns(ranking, tables)
+    if method in ("uriel", "combined") or "lang" not in ranking.scores:
+        scores, note = _uriel_scores(target, candidates, method != "lang", uriel_features)
+        if scores is not None:
+            ranking.scores["uriel"] = scores
+        if note:
+            ranking.notes.append(note)
+    ranking.ranked_by = _ranking_column(ranking, method)
+    if method == "combined":
+        parts = {m: ranking.scores[m] for m in ("lang", "uriel") if m in ranking.scores}
+        if "lang" not in parts and "script" in ranking.scores:
+            parts["script"] = ranking.scores["script"]
+        ranking.scores["combined"] = combine(parts, candidates)
+        ranking.notes.append(f"combined = mean normalised rank over {', '.join(parts)}")
+    for candidate, score in ranking.scores.get(ranking.ranked_by, {}).items():
+        if score is None:
+            ranking.unscored[candidate] = f"no {ranking.ranked_by} score (not in that table / database)"
+    return ranking
+
+
+def _add_embedding_columns(ranking: DonorRanking, tables) -> None:
+    if tables is None:
+        raise LangsampError("this method needs a LangSAMP checkpoint's embedding tables; pass --model")
+    lang_scores, lang_keys, lang_target = embedding_scores(tables.lang, tables.lang2id, ranking.target,
+                                                           ranking.candidates, language_key)
+    script_scores, script_keys, script_target = embedding_scores(tables.script, tables.script2id, ranking.target,
+                                                                 ranking.candidates, script_key)
+    if lang_target is not None:
+        ranking.scores["lang"] = lang_scores
+        ranking.keys["lang"] = lang_keys
+    elif tables.lang is not None:
+        ranking.notes.append(f"{ranking.target} is not in the language-embedding vocabulary "
+                             f"({len(tables.lang2id)} languages); ranking by script embedding and URIEL typology")
+    else:
+        ranking.notes.append("this checkpoint has no language-embedding table; ranking by script embedding and URIEL")
+    if script_target is not None:
+        ranking.scores["script"] = script_scores
+        ranking.keys["script"] = script_keys
+
+
+def _ranking_column(ranking: DonorRanking, method: str) -> str:
+    if method == "combined":
+        return "combined"
+    if method in ranking.scores:
+        return method
+    for fallback in ("uriel", "script"):
+        if fallback in ranking.scores:
+            return fallback
+    raise LangsampError(f"cannot rank donors for {ranking.target}: it has no language embedding, no script "
+                        f"embedding and no URIEL entry ({'; '.join(ranking.notes)})")
+
+
+# ---------------------------------------------------------------------------- candidates
+def all_table_languages(tables) -> list[str]:
+    """Every language of the table as a ``lang_Script`` id (main script for ISO-only keys)."""
+    from langsamp_cli.data.parallel import LANG_SCRIPT_RE
+    from langsamp_cli.languages import parse_lang_script
+
+    ids = []
+    for key in tables.lang2id:
+        if LANG_SCRIPT_RE.match(key):
+            ids.append(key)
+            continue
+        try:
+            ids.append(parse_lang_script(key).id)
+        except LangsampError:
+            continue  # a code with no known script cannot be named as a donor id
+    return sorted(set(ids))
+
+
+def task_languages(task: str, data_dir: str | Path | None) -> tuple[list[str], Path]:
+    """Languages with a train split for ``task`` (the possible sources of a transfer run)."""
+    from langsamp_cli.data.parallel import check_data_dir
+
+    folder = check_data_dir(data_dir or _task_data_dir(task), flag="--data-dir")
+    if task == "sib200":
+        from langsamp_cli.data.sib200 import discover_sib200
+
+        files, _ = discover_sib200(folder)
+    elif task == "taxi1500":
+        from langsamp_cli.data.taxi1500 import discover_taxi1500
+
+        files, _ = discover_taxi1500(folder)
+    elif task == "ner":
+        from langsamp_cli.data.conll import discover_tagging
+
+        files = discover_tagging(folder, extensions=("iob2",)).files
+    elif task == "pos":
+        from langsamp_cli.data.conllu import discover_treebanks
+
+        files = discover_treebanks(folder).files
+    else:
+        raise LangsampError(f"--candidates task:{task}: unknown task; use task:sib200, task:taxi1500, task:ner or task:pos")
+    langs = sorted(lang for lang, splits in files.items() if "train" in splits)
+    if not langs:
+        raise LangsampError(f"--candidates task:{task}: no language has a train split under {folder}")
+    return langs, folder
+
+
+def _task_data_dir(task: str) -> str | None:
+    try:
+        from langsamp_cli.task_config import load_task_config
+
+        return load_task_config(task).get("data_dir")
+    except (ImportError, LangsampError):
+        return None
+
+
+def parse_candidates(value: str | None, tables=None, data_dir: str | Path | None = None) -> list[str]:
+    """None -> the paper's ten donors; ``all``; ``task:NAME``; a comma list or a file of ids."""
+    if value is None or not value.strip():
+        return list(PAPER_DONORS)
+    value = value.strip()
+    if value == "all":
+        if tables is None or tables.lang is None:
+            raise LangsampError("--candidates all needs a checkpoint with a language-embedding table (--model)")
+        return all_table_languages(tables)
+    if value.startswith("task:"):
+        return task_languages(value.split(":", 1)[1].strip().lower(), data_dir)[0]
+    from langsamp_cli.languages import parse_language_list
+
+    parsed = parse_language_list(value)
+    if not parsed:
+        raise LangsampError(f"--candidates {value!r}: no language ids given")
+    return parsed
+
+
+# ---------------------------------------------------------------------------- --evaluate
+ENGLISH = "eng_Latn"
+TRANSFER_TASKS = ("taxi1500", "sib200", "ner", "pos")
+
+
+def parse_eval_options(options: Sequence[str]) -> dict:
+    """``["epochs=3", "lr=2e-5"]`` -> {"epochs": 3, "lr": 2e-05} (YAML scalars)."""
+    import yaml
+
+    parsed = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise LangsampError(f"--eval-option {option!r}: use KEY=VALUE, e.g. epochs=3")
+        parsed[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return parsed
+
+
+def evaluate_donor(task: str, model: str, target: str, donor: str, data_dir: str | Path | None,
+                   output_dir: str | Path, options: dict | None = None, console=None) -> dict:
+    """Fine-tune on English and on ``donor`` (same seed and settings), score ``target`` with each.
+
+    Each source gets its own results root (``<output_dir>/donor/<target>/source-<id>``) so the two
+    runs never read each other's finished units.
+    """
+    if task not in TRANSFER_TASKS:
+        raise LangsampError(f"--evaluate {task!r}: use one of {', '.join(TRANSFER_TASKS)}")
+    per_source = {}
+    for source in dict.fromkeys([ENGLISH, donor]):
+        root = Path(output_dir) / "donor" / target / f"source-{source}"
+        per_source[source] = _transfer_scores(task, model, source, target, data_dir, root, options or {}, console)
+    english, chosen = per_source[ENGLISH], per_source[donor]
+    metric = english["metric"]
+    return {
+        "task": task, "metric": metric, "english": ENGLISH, "donor": donor,
+        "per_language": {target: {"english": english["score"], "donor": chosen["score"],
+                                  "english_skipped": english.get("skipped"), "donor_skipped": chosen.get("skipped")}},
+        "results": {source: r["results"] for source, r in per_source.items()},
+    }
+
+
+def _transfer_scores(task: str, model: str, source: str, target: str, data_dir, root: Path, options: dict,
+                     console) -> dict:
+    # The data builders and task factory live in the eval command module; a public
+    # tasks.transfer entry point would let this call shrink to one line.
+    from langsamp_cli.commands import eval_transfer as transfer_cli
+    from langsamp_cli.tasks.transfer import TransferRunner, parse_seeds, restrict_languages
+
+    flags = {**options, "model": model, "source_lang": source, "languages": None,
+             "data_dir": str(data_dir) if data_dir else options.get("data_dir"), "output_dir": str(root)}
+    settings = transfer_cli._settings(task, None, flags)
+    seeds = parse_seeds(settings.pop("seeds", None))[:1]
+    data = _task_data(transfer_cli, task, settings, console)
+    data = restrict_languages(data, [target], str(settings.get("data_dir")))
+    runner = TransferRunner(transfer_cli._task(task, settings), data, settings, console)
+    summary = runner.run(seeds, data.names())
+    from langsamp_cli.results import UNITS_DIR
+
+    units = Path(summary.results[0]).parent / UNITS_DIR
+    return {**_unit_score(units, target, runner.task.headline), "results": str(summary.results[0])}
+
+
+def _task_data(transfer_cli, task: str, settings: dict, console):
+    builders = {"sib200": transfer_cli._sib200_data, "ner": transfer_cli._ner_data, "pos": transfer_cli._pos_data}
+    if task == "taxi1500":
+        return transfer_cli._taxi1500_data(settings, None, None, console)
+    return builders[task](settings, console)
+
+
+def _unit_score(units: Path, target: str, metric: str) -> dict:
+    import json
+
+    from langsamp_cli.results import unit_file_name
+
+    path = units / unit_file_name(target)
+    if not path.is_file():
+        return {"metric": metric, "score": None, "skipped": f"no result file {path}"}
+    record = json.loads(path.read_text(encoding="utf-8"))
+    metrics = record.get("metrics") or {}
+    score = metrics.get(metric)
+    return {"metric": metric, "score": None if score is None else float(score),
+            "skipped": record.get("reason") if score is None else None}

@@ -1,0 +1,221 @@
+"""Centroid-subtracted pairwise cosine similarity of parallel sentences (paper §5.3, Figures 4/5).
+
+For every language, N parallel sentences are encoded (mean pooling of layer ``k``); each
+language's centroid (the mean of its N vectors) is subtracted from its vectors, which removes the
+language-specific offset; the score of a language pair (A, B) is the mean over i of
+``cos(a_i - mean(a), b_i - mean(b))``, i.e. translation pairs only. The matrix is symmetric and
+its diagonal is 1 (a sentence against itself).
+
+With a second model (``--compare``) the per-pair improvement is
+``(ours - baseline) / |baseline| * 100`` where *ours* is ``--model`` and *baseline* is the
+``--compare`` checkpoint (the paper's Figure 4 compares LangSAMP against its baseline this way).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from langsamp_cli.errors import LangsampError
+
+PAPER_LANGUAGES = ("eng_Latn", "rus_Cyrl", "zho_Hani", "arb_Arab", "hin_Deva",
+                   "jpn_Jpan", "tur_Latn", "spa_Latn", "ind_Latn", "swa_Latn")
+DEFAULT_N = 100
+DEFAULT_LAYER = 8
+DEFAULT_SEED = 1
+_EPS = 1e-12
+
+
+# ---------------------------------------------------------------------------- the numbers
+def subtract_centroid(vectors: np.ndarray) -> np.ndarray:
+    """Rows minus their mean row (the language centroid)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors - vectors.mean(axis=0, keepdims=True)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, _EPS)
+
+
+def pairwise_similarity(vectors: dict[str, np.ndarray], languages: Sequence[str] | None = None) -> np.ndarray:
+    """(L, L) matrix of mean translation-pair cosine after centroid subtraction.
+
+    ``vectors[lang]`` is (n, d) with row i of every language being the same sentence.
+    """
+    languages = list(languages or vectors)
+    shapes = {vectors[lang].shape for lang in languages}
+    if len(shapes) != 1:
+        raise LangsampError(f"parallel vectors must all have the same shape, got {sorted(shapes)}")
+    units = np.stack([_unit_rows(subtract_centroid(vectors[lang])) for lang in languages])  # (L, n, d)
+    # Row-wise dot products for every language pair, averaged over the n translation pairs.
+    return np.einsum("and,bnd->ab", units, units) / units.shape[1]
+
+
+def improvement_percent(ours: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """``(ours - baseline) / |baseline| * 100``; NaN where the baseline is 0."""
+    ours, baseline = np.asarray(ours, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (ours - baseline) / np.abs(baseline) * 100.0
+    out[np.abs(baseline) < _EPS] = np.nan
+    return out
+
+
+def off_diagonal_pairs(languages: Sequence[str]) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(languages)) for j in range(i + 1, len(languages))]
+
+
+# ---------------------------------------------------------------------------- the run
+@dataclass
+class SimilarityResult:
+    languages: list[str]
+    matrix: np.ndarray
+    model: str
+    n: int
+    compare_model: str | None = None
+    compare_matrix: np.ndarray | None = None
+    improvement: np.ndarray | None = None
+    provenance: dict = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def improved_pairs(self) -> tuple[int, int]:
+        """(pairs where ours > baseline, all off-diagonal pairs)."""
+        if self.compare_matrix is None:
+            return 0, 0
+        pairs = off_diagonal_pairs(self.languages)
+        better = sum(self.matrix[i, j] > self.compare_matrix[i, j] for i, j in pairs)
+        return int(better), len(pairs)
+
+
+def encode_sample(model: str, texts: dict[str, list[str]], layer: int, **encoder_options) -> dict[str, np.ndarray]:
+    """Layer-``layer`` mean-pooled vectors per language, from the toolkit's one sentence encoder."""
+    from langsamp_cli.encode import SentenceEncoder
+
+    encoder = SentenceEncoder(model, layer=layer, **encoder_options)
+    return {lang: encoder.encode(sentences) for lang, sentences in texts.items()}
+
+
+def run_similarity(model: str, data_dir: Path, languages: Sequence[str], n: int = DEFAULT_N,
+                   layer: int = DEFAULT_LAYER, seed: int = DEFAULT_SEED, compare: str | None = None,
+                   **encoder_options) -> tuple[SimilarityResult, dict]:
+    """Sample, encode and score; returns the result and the data bookkeeping (aliases, missing, dropped)."""
+    from langsamp_cli.data.multiparallel import load_multiparallel, sample_parallel
+
+    data = load_multiparallel(data_dir, languages)
+    sample = sample_parallel(data, n, seed)
+    usable = [lang for lang in languages if lang in sample.texts]
+    if len(usable) < 2:
+        reasons = "; ".join(f"{k}: {v}" for k, v in {**data.missing, **sample.dropped}.items())
+        raise LangsampError(f"--data-dir {data_dir}: need parallel data for at least 2 languages, "
+                            f"found {len(usable)} ({reasons or 'none requested'})")
+    texts = {lang: sample.texts[lang] for lang in usable}
+    matrix = pairwise_similarity(encode_sample(model, texts, layer, **encoder_options), usable)
+    result = SimilarityResult(usable, matrix, model, len(sample.ids))
+    if compare:
+        result.compare_model = compare
+        result.compare_matrix = pairwise_similarity(encode_sample(compare, texts, layer, **encoder_options), usable)
+        result.improvement = improvement_percent(matrix, result.compare_matrix)
+    bookkeeping = {
+        "format": data.format,
+        "data_dir": str(data.data_dir),
+        "used_ids": {lang: data.used[lang] for lang in usable},
+        "aliased": {k: v for k, v in data.aliased().items() if k in usable},
+        "missing": data.missing,
+        "dropped": sample.dropped,
+        "sources": {lang: data.sources[lang] for lang in usable},
+        "shared_sentences": sample.shared_available,
+        "sentence_ids": sample.ids,
+    }
+    result.provenance = _provenance(result, layer, seed, n, bookkeeping)
+    return result, bookkeeping
+
+
+def _provenance(result: SimilarityResult, layer: int, seed: int, n_requested: int, bookkeeping: dict) -> dict:
+    from langsamp_cli import __version__
+
+    record = {
+        "toolkit_version": __version__,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": result.model,
+        "model_fingerprint": _fingerprint(result.model),
+        "layer": layer,
+        "pooling": "mean (special tokens included), centroid subtracted per language",
+        "seed": seed,
+        "n_requested": n_requested,
+        "n_used": result.n,
+    }
+    if result.compare_model:
+        record["compare_model"] = result.compare_model
+        record["compare_model_fingerprint"] = _fingerprint(result.compare_model)
+    return {**record, "data": bookkeeping}
+
+
+def _fingerprint(model: str) -> str | None:
+    try:
+        from langsamp_cli.model import model_fingerprint
+
+        return model_fingerprint(model)
+    except (ImportError, LangsampError, OSError):
+        return None
+
+
+# ---------------------------------------------------------------------------- files
+def matrix_csv(matrix: np.ndarray, languages: Sequence[str], fmt: str = "{:.6f}") -> str:
+    lines = [",".join(["language", *languages])]
+    for lang, row in zip(languages, matrix):
+        lines.append(",".join([lang, *("" if np.isnan(v) else fmt.format(v) for v in row)]))
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: SimilarityResult, output_dir: Path) -> list[Path]:
+    """similarity.csv/.png/.svg/.json (+ baseline and improvement files with --compare)."""
+    from langsamp_cli import plots
+    from langsamp_cli.io_utils import atomic_write_json, atomic_write_text
+
+    output_dir = Path(output_dir)
+    written = [atomic_write_text(output_dir / "similarity.csv", matrix_csv(result.matrix, result.languages))]
+    written += plots.plot_similarity_heatmap(result.matrix, result.languages, output_dir / "similarity",
+                                             title=f"{_short(result.model)}: centroid-subtracted cosine (n={result.n})")
+    if result.compare_matrix is not None and result.improvement is not None:
+        written.append(atomic_write_text(output_dir / "similarity_baseline.csv",
+                                         matrix_csv(result.compare_matrix, result.languages)))
+        written.append(atomic_write_text(output_dir / "improvement_percent.csv",
+                                         matrix_csv(result.improvement, result.languages, "{:.4f}")))
+        written += plots.plot_similarity_comparison(
+            result.matrix, result.compare_matrix, result.improvement, result.languages,
+            (_short(result.compare_model or ""), _short(result.model)), output_dir / "similarity_compare")
+    json_path = output_dir / "similarity.json"
+    result.files = [*written, json_path]
+    atomic_write_json(json_path, to_json(result))
+    return result.files
+
+
+def to_json(result: SimilarityResult) -> dict:
+    def as_dict(matrix: np.ndarray | None) -> dict | None:
+        if matrix is None:
+            return None
+        return {a: {b: (None if np.isnan(v) else float(v)) for b, v in zip(result.languages, row)}
+                for a, row in zip(result.languages, matrix)}
+
+    record = {"languages": result.languages, "n": result.n, "similarity": as_dict(result.matrix)}
+    if result.compare_matrix is not None:
+        better, total = result.improved_pairs()
+        record.update({
+            "baseline": "the --compare model; improvement = (ours - baseline) / |baseline| * 100",
+            "baseline_similarity": as_dict(result.compare_matrix),
+            "improvement_percent": as_dict(result.improvement),
+            "pairs_improved": better,
+            "pairs_total": total,
+        })
+    record["files"] = [str(p) for p in result.files]
+    record["provenance"] = result.provenance
+    return record
+
+
+def _short(model: str) -> str:
+    path = Path(model)
+    return path.name if path.name else model

@@ -1,0 +1,104 @@
+"""`langsamp similarity`: centroid-subtracted pairwise cosine of parallel sentences (flags -> library)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from langsamp_cli.analysis.similarity import DEFAULT_LAYER, DEFAULT_N, DEFAULT_SEED, PAPER_LANGUAGES
+
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    app.command("similarity")(similarity)
+
+
+def similarity(
+    model: str = typer.Option(..., "--model", "-m", help="Encoder: our checkpoint dir, any HF model name or path."),
+    data_dir: Path = typer.Option(..., "--data-dir", help="Multi-parallel data: SIB-200/FLORES folders, Bibles "
+                                  "(verse-id TSV / CES XML) or line-aligned <lang_Script>.txt files."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="Baseline model: adds side-by-side heatmaps and "
+                                          "the per-pair improvement (ours - baseline) / |baseline| in percent."),
+    languages: Optional[str] = typer.Option(None, "--languages", help="Comma list or a file of ids "
+                                            "(default: the paper's ten)."),
+    n: int = typer.Option(DEFAULT_N, "--n", help="Parallel sentences sampled per language."),
+    layer: int = typer.Option(DEFAULT_LAYER, "--layer", help="hidden_states index to mean-pool (8 = output of block 8)."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sentence sample."),
+    output_dir: Path = typer.Option(Path("results/similarity"), "--output-dir", help="Where CSV/PNG/SVG/JSON go."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
+    max_length: int = typer.Option(512, "--max-length", help="Tokens per sentence incl. <s> </s>."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda when available)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
+) -> None:
+    """Language neutrality (paper §5.3): mean cosine of translation pairs after subtracting each language's centroid."""
+    from langsamp_cli.analysis.similarity import run_similarity, write_outputs
+    from langsamp_cli.languages import parse_language_list
+
+    console = Console()
+    err = Console(stderr=True)
+    requested = parse_language_list(languages) if languages else list(PAPER_LANGUAGES)
+    result, data = run_similarity(model, data_dir, requested, n=n, layer=layer, seed=seed, compare=compare,
+                                  batch_size=batch_size, max_length=max_length, device=device,
+                                  use_cache=not no_cache)
+    _print_data_notes(err, data, result.n, n)
+    files = write_outputs(result, output_dir)
+    console.print(_matrix_table(result.matrix, result.languages, f"similarity: {model}"))
+    if result.compare_matrix is not None:
+        console.print(_matrix_table(result.compare_matrix, result.languages, f"baseline: {compare}"))
+        console.print(_improvement_table(result.improvement, result.languages))
+        better, total = result.improved_pairs()
+        console.print(f"{better} of {total} language pairs improved over the baseline ({compare})", highlight=False)
+    err.print("wrote " + ", ".join(str(p) for p in files), highlight=False, soft_wrap=True)
+
+
+def _print_data_notes(err: Console, data: dict, n_used: int, n_requested: int) -> None:
+    err.print(f"data: {data['format']} in {data['data_dir']}; {n_used} parallel sentences per language "
+              f"(pool of {data['shared_sentences']} shared)", highlight=False)
+    for wanted, used in data["aliased"].items():
+        err.print(f"{wanted}: using the data of {used}", highlight=False)
+    for lang, reason in {**data["missing"], **data["dropped"]}.items():
+        err.print(f"[yellow]not used[/] {lang}: {reason}", highlight=False, soft_wrap=True)
+    if n_used < n_requested:
+        err.print(f"[yellow]note[/]: only {n_used} sentences are shared by all languages (asked for {n_requested})",
+                  highlight=False)
+
+
+def _headers(languages: list[str]) -> list[str]:
+    """ISO codes as row/column names when unique (ten columns fit in 80 characters; the CSV has full ids)."""
+    codes = [lang.split("_", 1)[0] for lang in languages]
+    return codes if len(set(codes)) == len(codes) else list(languages)
+
+
+def _table(title: str, languages: list[str]) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False,
+                  show_edge=False)
+    table.add_column("", no_wrap=True, min_width=3)
+    for header in _headers(languages):
+        table.add_column(header, justify="right", no_wrap=True)
+    return table
+
+
+def _matrix_table(matrix: np.ndarray, languages: list[str], title: str) -> Table:
+    table = _table(title, languages)
+    for name, row in zip(_headers(languages), matrix):
+        table.add_row(name, *(f"{v:.2f}" for v in row))
+    return table
+
+
+def _improvement_table(improvement: np.ndarray, languages: list[str]) -> Table:
+    table = _table("improvement (ours - baseline) / |baseline|, %", languages)
+    for i, (name, row) in enumerate(zip(_headers(languages), improvement)):
+        cells = []
+        for j, value in enumerate(row):
+            if i == j or np.isnan(value):
+                cells.append("-")
+                continue
+            text = f"{value:+.0f}" if abs(value) >= 99.95 else f"{value:+.1f}"
+            cells.append(f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text)
+        table.add_row(name, *cells)
+    return table

@@ -1,0 +1,400 @@
+"""The one sentence encoder: layer-k mean pooling, length-sorted batches, disk cache.
+
+Protocol (the official Glot500/LangSAMP retrieval scripts): every sentence becomes
+``<s> tokens </s>`` truncated at ``max_length``; its vector is the mean of ``hidden_states[layer]``
+over the attention mask (special tokens included unless ``exclude_special_tokens``), where
+``hidden_states[0]`` is the embedding output and ``hidden_states[8]`` the output of the 8th block
+(the official "index 7 after dropping the embedding output").
+
+What makes it fast without changing a number: only the first ``layer`` blocks run (the block list
+is truncated), sentences are sorted by length so batches carry little padding, identical texts
+are encoded once, and finished lists are cached on disk under a key that includes the model's
+content fingerprint, so a changed model never reads a stale entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from langsamp_cli.errors import LangsampError
+
+POOLING_MEAN = "mean"
+POOLING_MEAN_NO_SPECIAL = "mean-no-special"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Where encoder-style models keep their list of transformer blocks (BERT/RoBERTa/XLM-R first).
+_BLOCK_PATHS = ("encoder.layer", "encoder.layers", "transformer.layer", "layers", "layer")
+_MEMO_MAX_ROWS = 20_000  # remembered sentences (~60 MB at d=768)
+
+
+def default_cache_dir() -> Path:
+    """``$LANGSAMP_CACHE`` or ``~/.cache/langsamp/embeddings``."""
+    env = os.environ.get("LANGSAMP_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "langsamp" / "embeddings"
+
+
+def text_list_hash(sentences: Sequence[str]) -> str:
+    """Order-sensitive hash of a list of texts (length-prefixed, so no two lists collide by joining)."""
+    digest = hashlib.sha256()
+    for sentence in sentences:
+        data = sentence.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """One ``.npy`` file per (encoder key, text list); written atomically, unreadable files ignored."""
+
+    def __init__(self, root: Path, encoder_key: str) -> None:
+        self.dir = Path(root) / encoder_key[:32]
+
+    def path(self, list_hash: str) -> Path:
+        return self.dir / f"{list_hash}.npy"
+
+    def load(self, list_hash: str, expected_rows: int) -> np.ndarray | None:
+        path = self.path(list_hash)
+        if not path.exists():
+            return None
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            warnings.warn(f"ignoring unreadable embedding cache file {path}: {err}", stacklevel=2)
+            return None
+        return array if array.ndim == 2 and array.shape[0] == expected_rows else None
+
+    def save(self, list_hash: str, array: np.ndarray) -> Path:
+        path = self.path(list_hash)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy.tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise LangsampError(f"--device {device!r} is not a torch device ({err}); use cpu, cuda or cuda:N") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise LangsampError(f"--device {device} requested but CUDA is not available here; use --device cpu")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """float32 everywhere by default (bit-comparable with the official scripts); half only on CUDA."""
+    if dtype == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dtype not in DTYPES:
+        raise LangsampError(f"--dtype {dtype!r} is unknown; use one of auto, {', '.join(DTYPES)}")
+    if dtype != "float32" and device.type != "cuda":
+        raise LangsampError(f"--dtype {dtype} is only supported on CUDA (device is {device}); use --dtype float32")
+    return DTYPES[dtype]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of the full tokenizer definition (fast: normaliser, pre-tokeniser, vocabulary)."""
+    digest = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        digest.update(backend.to_str().encode("utf-8"))
+    else:
+        digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode("utf-8"))
+    digest.update(json.dumps(tokenizer.all_special_tokens).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def find_blocks(model: torch.nn.Module) -> tuple[torch.nn.Module, str, torch.nn.ModuleList] | None:
+    """(owner, attribute, blocks) of the transformer block list, or None for unknown layouts."""
+    for dotted in _BLOCK_PATHS:
+        owner: torch.nn.Module | None = model
+        *parents, attr = dotted.split(".")
+        for name in parents:
+            owner = getattr(owner, name, None)
+        blocks = getattr(owner, attr, None) if owner is not None else None
+        if isinstance(blocks, torch.nn.ModuleList) and len(blocks) > 0:
+            return owner, attr, blocks
+    return None
+
+
+def _load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as err:
+        raise LangsampError(f"cannot load a tokenizer from --model {model!r}: {err}".splitlines()[0]) from err
+
+
+def _load_config(model: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model)
+    except (OSError, ValueError) as err:
+        raise LangsampError(f"cannot load a model config from --model {model!r}: {err}".splitlines()[0]) from err
+
+
+def _load_backbone(model: str, dtype: torch.dtype) -> torch.nn.Module:
+    """AutoModel without the pooler and with SDPA attention where the architecture allows it."""
+    from transformers import AutoModel
+
+    attempts = (
+        {"add_pooling_layer": False, "attn_implementation": "sdpa"},
+        {"attn_implementation": "sdpa"},
+        {"add_pooling_layer": False},
+        {},
+    )
+    last_error: Exception | None = None
+    for extra in attempts:
+        try:
+            with _quiet_transformers():
+                return AutoModel.from_pretrained(model, dtype=dtype, **extra)
+        except (TypeError, ValueError) as err:  # option not supported by this architecture
+            last_error = err
+        except OSError as err:
+            raise LangsampError(f"cannot load model weights from --model {model!r}: {err}".splitlines()[0]) from err
+    raise LangsampError(f"cannot load --model {model!r} as an encoder: {last_error}".splitlines()[0])
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide the load report (an MLM checkpoint loaded as a bare encoder lists the unused LM head)."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+def _config_depth(config) -> int:
+    for name in ("num_hidden_layers", "n_layers", "num_layers"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    raise LangsampError(f"cannot tell how many layers {type(config).__name__} has; pass a BERT/XLM-R style encoder")
+
+
+class SentenceEncoder:
+    """Mean-pooled layer-``layer`` sentence vectors for any Hugging Face encoder (name or path)."""
+
+    def __init__(
+        self,
+        model: str,
+        layer: int = 8,
+        max_length: int = 512,
+        batch_size: int = 32,
+        exclude_special_tokens: bool = False,
+        device: str | None = None,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+        dtype: str = "float32",
+    ) -> None:
+        self.model_name = str(model)
+        self.batch_size = int(batch_size)
+        self.exclude_special_tokens = exclude_special_tokens
+        self.pooling = POOLING_MEAN_NO_SPECIAL if exclude_special_tokens else POOLING_MEAN
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.use_cache = use_cache
+        if self.batch_size < 1:
+            raise LangsampError(f"--batch-size must be at least 1 (got {batch_size})")
+
+        config = _load_config(self.model_name)
+        self.num_layers = _config_depth(config)
+        self.hidden_size = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0))
+        self.layer = self._check_layer(layer)
+        self.max_length = self._check_max_length(max_length, config)
+        self.tokenizer = _load_tokenizer(self.model_name)
+        self.fingerprint = self._fingerprint()
+        self.cache = EmbeddingCache(Path(cache_dir) if cache_dir else default_cache_dir(), self.fingerprint)
+        self.sentences_encoded = 0  # texts that went through the network (tests and benchmarks read it)
+        self._model: torch.nn.Module | None = None
+        self._read_last_hidden = True
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # ----------------------------------------------------------------- set-up checks
+    def _check_layer(self, layer: int) -> int:
+        if not 0 <= layer <= self.num_layers:
+            raise LangsampError(
+                f"--layer {layer} is out of range: {self.model_name} has {self.num_layers} layers "
+                f"(0 = embeddings, {self.num_layers} = last block); pick 0..{self.num_layers}"
+            )
+        return int(layer)
+
+    def _check_max_length(self, max_length: int, config) -> int:
+        positions = getattr(config, "max_position_embeddings", None)
+        # RoBERTa-family position ids start after the padding index, so 2 positions are unusable.
+        offset = 2 if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
+        limit = positions - offset if isinstance(positions, int) else None
+        if max_length < 3 or (limit is not None and max_length > limit):
+            raise LangsampError(f"--max-length {max_length} is invalid for {self.model_name}; use 3..{limit}")
+        return int(max_length)
+
+    def _fingerprint(self) -> str:
+        from langsamp_cli.model import model_fingerprint
+
+        self.model_fingerprint = model_fingerprint(self.model_name)
+        key = {
+            "model": self.model_fingerprint,
+            "tokenizer": tokenizer_fingerprint(self.tokenizer),
+            "layer": self.layer,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "dtype": str(self.dtype),
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    # ----------------------------------------------------------------- model
+    @property
+    def model(self) -> torch.nn.Module:
+        """The backbone cut after ``layer`` blocks; loaded on the first cache miss."""
+        if self._model is None:
+            self._model = self._build_truncated_model()
+        return self._model
+
+    def _build_truncated_model(self) -> torch.nn.Module:
+        model = _load_backbone(self.model_name, self.dtype)
+        found = find_blocks(model)
+        if found is not None:
+            owner, attr, blocks = found
+            # Layer 0 keeps one block: an empty stack records no hidden states in some versions.
+            setattr(owner, attr, torch.nn.ModuleList(list(blocks)[: max(self.layer, 1)]))
+        model.to(self.device).eval()
+        # Read last_hidden_state only where it is exactly hidden_states[layer] (no final norm, known
+        # block list); otherwise ask for all hidden states of the (possibly truncated) stack.
+        self._read_last_hidden = found is not None and self.layer > 0 and self._last_equals_layer(model)
+        return model
+
+    def _last_equals_layer(self, model: torch.nn.Module) -> bool:
+        probe = self.tokenizer(["probe sentence"], return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            out = model(**probe, output_hidden_states=True)
+        states = out.hidden_states
+        return states is not None and len(states) == self.layer + 1 and torch.equal(states[-1], out.last_hidden_state)
+
+    # ----------------------------------------------------------------- encoding
+    def encode(self, sentences: list[str], progress: bool = False, remember: bool = False) -> np.ndarray:
+        """float32 (n, d), in input order, NOT normalised.
+
+        ``remember`` keeps the rows in a bounded in-memory memo so lists that share sentences
+        (the English side of many language pairs) are not encoded again even with the cache off.
+        """
+        sentences = list(sentences)
+        list_hash = text_list_hash(sentences)
+        if self.use_cache:
+            cached = self.cache.load(list_hash, len(sentences))
+            if cached is not None:
+                if remember:
+                    self._memorise(sentences, cached)
+                return cached
+        vectors = self._encode_unique(list(dict.fromkeys(sentences)), progress)
+        out = np.stack([vectors[s] for s in sentences]) if sentences else np.zeros((0, self.hidden_size), np.float32)
+        if remember:
+            self._memorise(sentences, out)
+        if self.use_cache:
+            self.cache.save(list_hash, out)
+        return out
+
+    def _memorise(self, sentences: list[str], rows: np.ndarray) -> None:
+        for sentence, row in zip(sentences, rows):
+            self._memo[sentence] = row
+            self._memo.move_to_end(sentence)
+        while len(self._memo) > _MEMO_MAX_ROWS:
+            self._memo.popitem(last=False)
+
+    def _encode_unique(self, texts: list[str], progress: bool) -> dict[str, np.ndarray]:
+        vectors = {t: self._memo[t] for t in texts if t in self._memo}
+        missing = [t for t in texts if t not in vectors]
+        if missing:
+            vectors.update(zip(missing, self._run_network(missing, progress)))
+        return vectors
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """``<s> tokens </s>`` ids, truncated at ``max_length`` (the official [cls]+tokenize()+[sep])."""
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def _run_network(self, texts: list[str], progress: bool) -> np.ndarray:
+        ids = self.tokenize(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        out = np.empty((len(texts), self.hidden_size), dtype=np.float32)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for batch in _progress(batches, progress, f"encoding {len(texts)} sentences"):
+            out[batch] = self._encode_batch([ids[i] for i in batch])
+        self.sentences_encoded += len(texts)
+        return out
+
+    def _encode_batch(self, batch_ids: list[list[int]]) -> np.ndarray:
+        width = max(len(x) for x in batch_ids)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
+        for row, seq in enumerate(batch_ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            attention[row, : len(seq)] = 1
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        with torch.inference_mode():
+            out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=not self._read_last_hidden)
+            hidden = out.last_hidden_state if self._read_last_hidden else out.hidden_states[self.layer]
+            return mean_pool(hidden, self._pool_mask(attention)).cpu().numpy()
+
+    def _pool_mask(self, attention: torch.Tensor) -> torch.Tensor:
+        if not self.exclude_special_tokens:
+            return attention
+        # Official variant: drop the first (<s>) and the last real (</s>) position of each row.
+        mask = attention.clone()
+        mask[:, 0] = 0
+        last = attention.sum(dim=1) - 1
+        mask[torch.arange(mask.shape[0], device=mask.device), last] = 0
+        return mask
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` (B, L, D) over ``mask`` (B, L), in float32; rows with an empty mask give 0."""
+    weights = mask.to(torch.float32).unsqueeze(-1)
+    summed = (hidden.to(torch.float32) * weights).sum(dim=1)
+    return summed / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _progress(items: list, show: bool, description: str):
+    if not show:
+        yield from items
+        return
+    from rich.progress import Progress
+
+    from rich.console import Console
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)

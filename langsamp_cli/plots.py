@@ -1,0 +1,192 @@
+"""Every matplotlib figure of the toolkit, in one place (Agg backend: no display needed).
+
+Each function takes plain arrays and labels, writes ``<stem>.png`` and ``<stem>.svg`` atomically
+and returns the written paths. Nothing here computes a number that a table does not also hold.
+Similarity heatmaps grey out the diagonal (1 by construction) so the colour scale shows the pairs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+FORMATS = ("png", "svg")
+DPI = 150
+# Above this many points only a selection is labelled, so the scatter stays readable.
+MAX_LABELS = 60
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; figures are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``fig`` as ``stem.<fmt>`` for each format (atomically) and close it."""
+    stem = Path(stem)
+    written = []
+    try:
+        for fmt in formats:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
+            written.append(_atomic_write_bytes(stem.with_name(f"{stem.name}.{fmt}"), buffer.getvalue()))
+    finally:
+        plt.close(fig)
+    return written
+
+
+# ---------------------------------------------------------------------------- heatmaps
+def _draw_heatmap(ax, matrix: np.ndarray, labels: Sequence[str], title: str, fmt: str, cmap: str,
+                  vmin: float | None = None, vmax: float | None = None, center_zero: bool = False):
+    """Annotated heatmap; NaN cells (e.g. a masked diagonal) are drawn light grey and left blank."""
+    if center_zero:
+        bound = _robust_bound(matrix)
+        vmin, vmax = -bound, bound
+    colours = plt.get_cmap(cmap).with_extremes(bad="#e6e6e6")
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap=colours, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(labels)), labels=labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    norm = image.norm
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            value = matrix[i, j]
+            if np.isnan(value):
+                continue
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=6.5,
+                    color=_text_colour(colours(norm(value))))
+    return image
+
+
+def _robust_bound(matrix: np.ndarray) -> float:
+    """Colour limit for a signed matrix: the 90th percentile of |value|, so one pair with a near-zero
+    baseline (a huge percentage) does not wash out the rest; the printed numbers stay exact."""
+    finite = np.abs(matrix[np.isfinite(matrix)])
+    return float(np.percentile(finite, 90)) or 1.0 if finite.size else 1.0
+
+
+def _text_colour(rgba: tuple) -> str:
+    """Black on light cells, white on dark ones (relative luminance of the cell colour)."""
+    red, green, blue = rgba[:3]
+    return "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.45 else "white"
+
+
+def _off_diagonal(matrix: np.ndarray) -> np.ndarray:
+    """A copy with the diagonal set to NaN: self-similarity is 1 by construction and would flatten the scale."""
+    out = np.array(matrix, dtype=np.float64, copy=True)
+    np.fill_diagonal(out, np.nan)
+    return out
+
+
+def _cell_size(n: int) -> float:
+    return max(4.0, 0.62 * n + 1.5)
+
+
+def plot_similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], stem: str | Path,
+                            title: str = "Pairwise cosine similarity (centroid-subtracted)") -> list[Path]:
+    """One annotated similarity matrix (paper Figure 5, one side)."""
+    size = _cell_size(len(labels))
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    image = _draw_heatmap(ax, _off_diagonal(matrix), labels, title, ".2f", "viridis")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return save_figure(fig, stem)
+
+
+def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, improvement: np.ndarray,
+                               labels: Sequence[str], names: tuple[str, str], stem: str | Path) -> list[Path]:
+    """Baseline | ours (shared colour scale) | improvement in percent (paper Figures 4 and 5)."""
+    baseline_name, ours_name = names
+    size = _cell_size(len(labels))
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 3, size))
+    ours, baseline = _off_diagonal(ours), _off_diagonal(baseline)
+    both = np.concatenate([ours[np.isfinite(ours)], baseline[np.isfinite(baseline)]])
+    vmin, vmax = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    _draw_heatmap(axes[0], baseline, labels, f"baseline: {baseline_name}", ".2f", "viridis", vmin, vmax)
+    image = _draw_heatmap(axes[1], ours, labels, f"ours: {ours_name}", ".2f", "viridis", vmin, vmax)
+    fig.colorbar(image, ax=axes[:2].tolist(), fraction=0.023, pad=0.02)
+    diff = _draw_heatmap(axes[2], _off_diagonal(improvement), labels, "improvement (ours - baseline) / |baseline|, %", ".1f",
+                         "RdBu", center_zero=True)
+    fig.colorbar(diff, ax=axes[2], fraction=0.046, pad=0.04)
+    return save_figure(fig, stem)
+
+
+# ---------------------------------------------------------------------------- scatter
+UNKNOWN_GROUP = "unknown"
+
+
+def _colour_map(groups: Sequence[str]) -> dict[str, tuple]:
+    """One palette colour per group; the 'unknown' group is grey and listed last."""
+    names = sorted(set(groups) - {UNKNOWN_GROUP})
+    palette = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    colours = {name: palette(i % palette.N) for i, name in enumerate(names)}
+    if UNKNOWN_GROUP in groups:
+        colours[UNKNOWN_GROUP] = (0.6, 0.6, 0.6, 1.0)
+    return colours
+
+
+def _labelled_indices(coords: np.ndarray, labels: Sequence[str], always: set[str], limit: int) -> list[int]:
+    """All points when few; otherwise the requested ones plus the points farthest from the centre."""
+    if len(labels) <= limit:
+        return list(range(len(labels)))
+    chosen = [i for i, label in enumerate(labels) if label in always]
+    distance = np.linalg.norm(coords - coords.mean(axis=0), axis=1)
+    for i in np.argsort(-distance):
+        if len(chosen) >= limit:
+            break
+        if int(i) not in chosen:
+            chosen.append(int(i))
+    return chosen
+
+
+def plot_embedding_scatter(coords: np.ndarray, labels: Sequence[str], groups: Sequence[str], stem: str | Path,
+                           title: str, legend_title: str = "", always_label: Sequence[str] = (),
+                           max_labels: int = MAX_LABELS, axis_labels: tuple[str, str] = ("PC1", "PC2")) -> list[Path]:
+    """2-D scatter coloured by group; labels placed by adjustText so they do not pile up."""
+    from adjustText import adjust_text
+
+    colours = _colour_map(groups)
+    fig, ax = plt.subplots(figsize=(9, 7))
+    for name, colour in colours.items():
+        rows = [i for i, g in enumerate(groups) if g == name]
+        ax.scatter(coords[rows, 0], coords[rows, 1], s=22, color=colour, label=name, alpha=0.85, edgecolors="none")
+    shown = _labelled_indices(coords, labels, set(always_label), max_labels)
+    texts = [ax.text(coords[i, 0], coords[i, 1], labels[i], fontsize=7) for i in shown]
+    if texts:
+        adjust_text(texts, ax=ax, x=coords[:, 0], y=coords[:, 1],
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+    ax.set_title(title if len(shown) == len(labels) else f"{title} ({len(shown)} of {len(labels)} labelled)",
+                 fontsize=10)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    if len(colours) <= 25:
+        ax.legend(title=legend_title or None, fontsize=7, title_fontsize=8, loc="center left",
+                  bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return save_figure(fig, stem)

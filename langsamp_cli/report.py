@@ -1,0 +1,324 @@
+"""`langsamp report`: every results.json under some folders -> models side by side, mean (std) over seeds.
+
+For each (model, task, seed) the score of a language group is the mean over its member languages
+(tail, head, Latn, non-Latn, all, as tagged in results.json); across seeds we report the mean and
+the sample standard deviation (ddof=1) of those group scores, as in the paper's Table 1. A single
+seed shows no std. Three tables, each as Markdown, CSV (tidy, numeric) and LaTeX:
+
+- ``table1``: rows = models, columns = task x group (the paper's Table 1 with models side by side),
+- ``families``: rows = task x language family, columns = models (Appendix C style),
+- ``languages``: rows = task x language, columns = models (the per-language appendix tables).
+
+Run folders with unit files newer than their results.json (shards not merged yet) are merged first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from langsamp_cli.errors import LangsampError
+from langsamp_cli.io_utils import atomic_write_text
+from langsamp_cli.results import RESULTS_JSON, UNITS_DIR, load_results, merge_run_dir, needs_merge
+
+TASK_ORDER = ["sr-b", "sr-t", "taxi1500", "sib200", "ner", "pos"]
+TASK_LABELS = {"sr-b": "SR-B", "sr-t": "SR-T", "taxi1500": "Taxi1500", "sib200": "SIB200", "ner": "NER", "pos": "POS"}
+DEFAULT_GROUPS = ["tail", "head", "Latn", "non-Latn", "all"]
+FORMATS = ("md", "csv", "tex")
+NO_FAMILY = "unknown"
+
+
+@dataclass
+class Report:
+    groups: pd.DataFrame      # model, task, group, metric, mean, std, n_seeds, n_languages
+    families: pd.DataFrame    # model, task, family, metric, mean, std, n_seeds, n_languages
+    languages: pd.DataFrame   # model, task, lang_script, head_tail, script_group, metric, mean, std, n_seeds
+    group_order: list[str]
+    scale: float
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- finding and loading
+def merge_pending(dirs: list[Path]) -> list[Path]:
+    """Merge every run folder under ``dirs`` whose unit files are newer than its results.json."""
+    run_dirs = {p.parent.parent for d in dirs for p in _visible(d, f"**/{UNITS_DIR}/*.json")}
+    merged = [merge_run_dir(run_dir) for run_dir in sorted(run_dirs) if needs_merge(run_dir)]
+    return [p.parent for p in merged]
+
+
+def find_results(dirs: list[Path]) -> list[Path]:
+    found: dict[Path, None] = {}
+    for d in dirs:
+        d = Path(d)
+        if not d.exists():
+            raise LangsampError(f"{d}: no such file or folder; pass folders that hold results.json files")
+        paths = [d] if d.is_file() else _visible(d, f"**/{RESULTS_JSON}")
+        found.update({p.resolve(): None for p in paths})
+    return sorted(found)
+
+
+def _visible(root: Path, pattern: str) -> list[Path]:
+    """Glob results, leaving out hidden folders (atomic writes in progress, old copies)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [p for p in root.glob(pattern) if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+
+
+def load_frame(paths: list[Path], metric: str | None) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Long frame (one row per model/task/seed/language) of the chosen metric, group order, notes."""
+    rows, notes, group_order, seen, skipped = [], [], [], {}, {}
+    for path in paths:
+        results = load_results(path)
+        key = (results.get("model_slug") or results["model"], results["task"], results.get("seed"))
+        if key in seen:
+            raise LangsampError(f"{path} and {seen[key]} both hold {results['task']} seed {_seed(key[2])} of "
+                                f"{results['model']}; pass only one of the two folders")
+        seen[key] = path
+        group_order += [g for g in results.get("groups", {}) if g not in group_order]
+        chosen = metric or results.get("metric")
+        scored = [r for r in results["languages"] if _finite(r.get("metrics", {}).get(chosen))]
+        if results["languages"] and not scored:
+            notes.append(f"{path}: no metric '{chosen}' (has {', '.join(results.get('metrics', []))}); left out")
+        rows += [_row(results, r, chosen) for r in scored]
+        for skip in results.get("skipped") or []:
+            skipped.setdefault((results["task"], results["model"], skip["lang_script"], skip["reason"]), []).append(
+                _seed(results.get("seed")))
+    notes += [f"{task} {model}: skipped {lang} ({reason}) [seed {','.join(seeds)}]"
+              for (task, model, lang, reason), seeds in skipped.items()]
+    return pd.DataFrame(rows), group_order or list(DEFAULT_GROUPS), notes
+
+
+def _row(results: dict, record: dict, metric: str) -> dict:
+    return {"model_key": results.get("model_slug") or results["model"], "model_path": results["model"],
+            "task": results["task"], "seed": _seed(results.get("seed")), "lang_script": record["lang_script"],
+            "head_tail": record.get("head_tail"), "script_group": record.get("script_group"),
+            "family": record.get("family") or NO_FAMILY, "metric": metric, "value": record["metrics"][metric]}
+
+
+def _seed(seed) -> str:
+    return "na" if seed is None else str(seed)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def model_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Short model names (last path part); the unique slug where two models share one."""
+    paths = frame.drop_duplicates("model_key").set_index("model_key")["model_path"]
+    short = {key: Path(str(path).rstrip("/\\")).name or str(path) for key, path in paths.items()}
+    counts = pd.Series(list(short.values())).value_counts()
+    return {key: (name if counts[name] == 1 else key) for key, name in short.items()}
+
+
+# ---------------------------------------------------------------------------- aggregation
+def build_report(dirs: list[Path], metric: str | None = None, scale: float = 100.0) -> Report:
+    paths = find_results(dirs)
+    if not paths:
+        raise LangsampError(f"no {RESULTS_JSON} under {', '.join(map(str, dirs))}; run `langsamp eval ...` first")
+    frame, group_order, notes = load_frame(paths, metric)
+    if frame.empty:
+        raise LangsampError(f"no scored languages in {len(paths)} results file(s) under {', '.join(map(str, dirs))}"
+                            + (f" with metric '{metric}'" if metric else ""))
+    frame["model"] = frame["model_key"].map(model_labels(frame))
+    frame["value"] = frame["value"] * scale
+    notes += _coverage_notes(frame)
+    return Report(groups=_over_seeds(_seed_group_means(frame, group_order), "group"),
+                  families=_over_seeds(_seed_means(frame, "family"), "family"),
+                  languages=_over_seeds(frame.rename(columns={"value": "score"}).assign(n_languages=1),
+                                        "lang_script", extra=["head_tail", "script_group"]),
+                  group_order=group_order, scale=scale, notes=notes)
+
+
+def _seed_group_means(frame: pd.DataFrame, group_order: list[str]) -> pd.DataFrame:
+    parts = []
+    for group in group_order:
+        members = frame if group == "all" else frame[(frame.head_tail == group) | (frame.script_group == group)]
+        parts.append(_seed_means(members.assign(group=group), "group"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _seed_means(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    keys = ["model", "task", "metric", "seed", by]
+    grouped = frame.groupby(keys, sort=False)["value"]
+    return grouped.agg(score="mean", n_languages="size").reset_index()
+
+
+def _over_seeds(per_seed: pd.DataFrame, by: str, extra: list[str] | None = None) -> pd.DataFrame:
+    keys = ["model", "task", "metric", by, *(extra or [])]
+    grouped = per_seed.groupby(keys, sort=False, dropna=False)
+    out = grouped.agg(mean=("score", "mean"), std=("score", lambda s: s.std(ddof=1) if len(s) > 1 else math.nan),
+                      n_seeds=("seed", "nunique"), n_languages=("n_languages", "max")).reset_index()
+    return out.sort_values(["task", by], key=_sort_key, kind="stable").reset_index(drop=True)
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    """Tasks in the paper's order, groups in GROUP_ORDER, anything else alphabetically."""
+    order = {"task": TASK_ORDER, "group": DEFAULT_GROUPS}.get(str(column.name))
+    if order is None:
+        return column.astype(str)
+    return column.map(lambda v: f"{order.index(v):04d}" if v in order else f"9999{v}")
+
+
+def _coverage_notes(frame: pd.DataFrame) -> list[str]:
+    """Seeds of one model/task that cover different language sets make their means incomparable."""
+    notes = []
+    for (model, task), part in frame.groupby(["model", "task"], sort=False):
+        sets = part.groupby("seed")["lang_script"].apply(frozenset)
+        if sets.nunique() > 1:
+            sizes = ", ".join(f"seed {s}: {len(v)}" for s, v in sets.items())
+            notes.append(f"{task} {model}: seeds cover different languages ({sizes}); "
+                         "finish or rerun the missing units")
+    return notes
+
+
+# ---------------------------------------------------------------------------- tables
+def cell(mean: float, std: float) -> str:
+    if not _finite(mean):
+        return "-"
+    return f"{mean:.1f}" if not _finite(std) else f"{mean:.1f} ({std:.1f})"
+
+
+def task_label(task: str) -> str:
+    return TASK_LABELS.get(task, task)
+
+
+def table1_cells(report: Report) -> tuple[list[tuple[str, str]], list[str], list[list[str]]]:
+    """(task, group) columns, model names, and the cell texts with the best mean per column in bold."""
+    g = report.groups
+    columns = [(t, grp) for t in dict.fromkeys(g.task) for grp in report.group_order
+               if ((g.task == t) & (g.group == grp)).any()]
+    models = list(dict.fromkeys(g.model))
+    indexed = g.set_index(["model", "task", "group"])
+    best = g.groupby(["task", "group"])["mean"].max()
+    body = []
+    for model in models:
+        row = []
+        for task, group in columns:
+            if (model, task, group) not in indexed.index:
+                row.append("-")
+                continue
+            entry = indexed.loc[(model, task, group)]
+            text = cell(entry["mean"], entry["std"])
+            row.append(f"**{text}**" if len(models) > 1 and entry["mean"] == best[(task, group)] else text)
+        body.append(row)
+    return columns, models, body
+
+
+def table1_markdown(report: Report) -> str:
+    columns, models, body = table1_cells(report)
+    header = ["model", *(f"{task_label(t)} {grp}" for t, grp in columns)]
+    return markdown_table(header, [[m, *row] for m, row in zip(models, body)])
+
+
+def table1_latex(report: Report) -> str:
+    columns, models, body = table1_cells(report)
+    tasks = list(dict.fromkeys(t for t, _ in columns))
+    spans = " & ".join(f"\\multicolumn{{{sum(t == c for c, _ in columns)}}}{{c}}{{{latex_escape(task_label(t))}}}"
+                       for t in tasks)
+    lines = [f"\\begin{{tabular}}{{l{'r' * len(columns)}}}", "\\toprule", f" & {spans} \\\\",
+             "model & " + " & ".join(latex_escape(grp) for _, grp in columns) + " \\\\", "\\midrule"]
+    lines += [" & ".join([latex_escape(m), *(_latex_bold(c) for c in row)]) + " \\\\" for m, row in zip(models, body)]
+    return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"]) + "\n"
+
+
+def side_by_side(frame: pd.DataFrame, index: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Rows = ``index`` values, one column per model, cells mean (std)."""
+    models = list(dict.fromkeys(frame.model))
+    cells = frame.assign(cell=[cell(m, s) for m, s in zip(frame["mean"], frame["std"])])
+    wide = cells.pivot_table(index=index, columns="model", values="cell", aggfunc="first", sort=False)
+    wide = wide.reindex(columns=models).fillna("-").reset_index()
+    rows = [[_text(v) for v in row] for row in wide.itertuples(index=False)]
+    return [*index, *models], rows
+
+
+def _text(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def markdown_table(header: list[str], rows: list[list[str]], n_text_columns: int = 1) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    align = ["---"] * n_text_columns + ["---:"] * (len(header) - n_text_columns)
+    return "\n".join([line(header), "| " + " | ".join(align) + " |", *map(line, rows)]) + "\n"
+
+
+def latex_table(header: list[str], rows: list[list[str]], n_text_columns: int = 1) -> str:
+    spec = "l" * n_text_columns + "r" * (len(header) - n_text_columns)
+    lines = [f"\\begin{{tabular}}{{{spec}}}", "\\toprule", " & ".join(map(latex_escape, header)) + " \\\\",
+             "\\midrule", *(" & ".join(map(latex_escape, row)) + " \\\\" for row in rows), "\\bottomrule",
+             "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _latex_bold(text: str) -> str:
+    if text.startswith("**") and text.endswith("**"):
+        return f"\\textbf{{{latex_escape(text[2:-2])}}}"
+    return latex_escape(text)
+
+
+# ---------------------------------------------------------------------------- writing
+def render(report: Report) -> dict[str, dict[str, str]]:
+    """{table name: {format: text}} for every table and format."""
+    fam_header, fam_rows = side_by_side(report.families, ["task", "family", "n_languages"])
+    lang_header, lang_rows = side_by_side(report.languages, ["task", "lang_script", "head_tail", "script_group"])
+    tidy_columns = ["model", "task", "metric", "mean", "std", "n_seeds", "n_languages"]
+    return {
+        "table1": {"md": table1_markdown(report), "tex": table1_latex(report),
+                   "csv": _csv(report.groups, ["model", "task", "group", *tidy_columns[2:]], report.scale)},
+        "families": {"md": markdown_table(fam_header, fam_rows, 3), "tex": latex_table(fam_header, fam_rows, 3),
+                     "csv": _csv(report.families, ["model", "task", "family", *tidy_columns[2:]], report.scale)},
+        "languages": {"md": markdown_table(lang_header, lang_rows, 4), "tex": latex_table(lang_header, lang_rows, 4),
+                      "csv": _csv(report.languages, ["model", "task", "lang_script", "head_tail", "script_group",
+                                                     *tidy_columns[2:6]], report.scale)},
+    }
+
+
+def _csv(frame: pd.DataFrame, columns: list[str], scale: float) -> str:
+    return frame[columns].assign(scale=scale).to_csv(index=False)
+
+
+def parse_formats(value: str | None) -> list[str]:
+    formats = [f.strip().lower().lstrip(".") for f in (value or ",".join(FORMATS)).split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise LangsampError(f"--format {value}: use a comma list of {', '.join(FORMATS)}")
+    return formats
+
+
+def write_report(report: Report, output_dir: Path, formats: list[str]) -> list[Path]:
+    texts = render(report)
+    return [atomic_write_text(Path(output_dir) / f"{name}.{fmt}", by_format[fmt])
+            for name, by_format in texts.items() for fmt in formats]
+
+
+def print_report(report: Report, console=None) -> None:
+    """Table 1, one Markdown table per task (models side by side), rendered by rich."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    console = console or Console()
+    columns, models, body = table1_cells(report)
+    for task in dict.fromkeys(t for t, _ in columns):
+        picked = [i for i, (t, _) in enumerate(columns) if t == task]
+        part = report.groups[report.groups.task == task]
+        console.print(f"{task_label(task)}: {part.metric.iloc[0]} x{report.scale:g}, mean (std) over "
+                      f"{part.n_seeds.max()} seed(s)", highlight=False)
+        header = ["model", *(columns[i][1] for i in picked)]
+        rows = [[m, *(row[i] for i in picked)] for m, row in zip(models, body)]
+        console.print(Markdown(markdown_table(header, rows)))
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)

@@ -1,0 +1,398 @@
+"""Per-unit results, merged per run, with language groups, provenance, shards and resume.
+
+A *unit* is one (model, task, seed, language). Every unit is written to its own JSON file the
+moment it is scored (or skipped), so a killed run loses at most the language in flight and a rerun
+resumes where it stopped. Layout::
+
+    {output_dir}/{task}/{model_slug}/seed{seed|na}/units/{lang_script}.json
+    {output_dir}/{task}/{model_slug}/seed{seed|na}/results.json   # merged by finalize()
+    {output_dir}/{task}/{model_slug}/seed{seed|na}/results.csv    # long format: language x metric
+
+Shard then merge: ``--shard i/N`` runs every N-th unit (0-based, deterministic order), so N
+processes (SLURM array tasks, several GPUs, several machines on a shared disk) each write their own
+unit files into the same folder. ``finalize()`` merges *all* unit files present, whoever wrote them;
+each shard calls it when done (the last one to finish leaves the complete merge), and
+``langsamp report`` merges any folder whose units are newer than its results.json.
+
+Skips are units too (``status: "skipped"`` with the reason): they appear in results.json and in
+every table, and a rerun does not retry them. ``overwrite=True`` ignores existing units (every
+selected language is recomputed and its unit file replaced); unit files are never deleted, so
+shards running with ``--overwrite`` at the same time cannot erase each other's fresh results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import re
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from langsamp_cli.errors import LangsampError
+from langsamp_cli.io_utils import atomic_write_json, atomic_write_text
+
+UNIT_FORMAT = 1
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+UNITS_DIR = "units"
+GROUP_KEYS = ("head_tail", "script_group", "family")
+# Settings that change how a run is executed, not what it measures (left out of the config hash).
+_RUN_ONLY_KEYS = {"languages", "output_dir", "device", "batch_size", "eval_batch_size", "cache_dir", "shard",
+                  "overwrite", "dtype", "mixed_precision", "keep_model", "no_cache", "fingerprint",
+                  "config_files"}
+
+
+# ---------------------------------------------------------------------------- naming
+def model_slug(model: str | Path) -> str:
+    """Readable, collision-free folder name: the last two path parts + a hash of the full identity."""
+    identity = _model_identity(model)
+    parts = [p for p in re.split(r"[\\/]+", identity) if p not in ("", ".", "..")]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", "--".join(parts[-2:])).strip("-.") or "model"
+    digest = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:8]
+    return f"{readable[:80]}-{digest}"
+
+
+def _model_identity(model: str | Path) -> str:
+    """A local directory is identified by its absolute path, a hub name by the name itself."""
+    text = str(model).rstrip("/\\") or str(model)
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+def seed_dir_name(seed: int | None) -> str:
+    return "seedna" if seed is None else f"seed{int(seed)}"
+
+
+def unit_file_name(lang_script: str) -> str:
+    if not lang_script or not re.fullmatch(r"[\w.+-]+", lang_script) or lang_script.startswith("."):
+        raise LangsampError(f"unit name {lang_script!r}: use a language id such as eng_Latn (letters, digits, _ . + -)")
+    return f"{lang_script}.json"
+
+
+# ---------------------------------------------------------------------------- the store
+class ResultStore:
+    """Writes unit files for one (task, model, seed) and merges them into results.json/.csv."""
+
+    def __init__(self, output_dir: Path, task: str, model: str, seed: int | None, config: dict,
+                 metric: str, overwrite: bool = False, fingerprint: str | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.task = task
+        self.model = str(model)
+        self.seed = seed
+        self.config = dict(config or {})
+        self.metric = metric
+        self.overwrite = overwrite
+        self.fingerprint = fingerprint or self.config.get("fingerprint") or self.config.get("model_fingerprint")
+        self.model_slug = model_slug(model)
+        self.run_dir = self.output_dir / task / self.model_slug / seed_dir_name(seed)
+        self.seed_dir = self.run_dir
+        self.units_dir = self.run_dir / UNITS_DIR
+
+    def unit_path(self, lang_script: str) -> Path:
+        return self.units_dir / unit_file_name(lang_script)
+
+    def is_done(self, lang_script: str) -> bool:
+        """True when a unit (scored or skipped) exists; always False with overwrite=True."""
+        return not self.overwrite and self.unit_path(lang_script).is_file()
+
+    def write(self, lang_script: str, n: int, metrics: dict[str, float], extra: dict | None = None) -> None:
+        clean = {str(k): _number(v, f"{lang_script} metric {k}") for k, v in metrics.items()}
+        self._write_unit(lang_script, {"status": "done", "n": int(n), "metrics": clean, "extra": extra or {}})
+
+    def skip(self, lang_script: str, reason: str) -> None:
+        self._write_unit(lang_script, {"status": "skipped", "reason": str(reason)})
+
+    def _write_unit(self, lang_script: str, body: dict) -> None:
+        unit = {"format": UNIT_FORMAT, "lang_script": lang_script, **body, **self._meta(), "time": _now()}
+        atomic_write_json(self.unit_path(lang_script), unit)
+
+    def _meta(self) -> dict:
+        return {"task": self.task, "model": self.model, "model_slug": self.model_slug, "seed": self.seed,
+                "metric": self.metric, "fingerprint": self.fingerprint, "config": self.config,
+                "config_hash": config_hash(self.config)}
+
+    def finalize(self) -> Path:
+        """Merge every unit file in this run folder into results.json and results.csv."""
+        return merge_run_dir(self.run_dir, meta=self._meta())
+
+
+# ---------------------------------------------------------------------------- merging
+def read_units(units_dir: Path) -> list[dict]:
+    units = []
+    for path in sorted(Path(units_dir).glob("*.json")):
+        if path.name.startswith("."):
+            continue  # an atomic write in progress
+        try:
+            unit = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise LangsampError(f"{path}: unreadable unit file ({err}); delete it and rerun that language") from None
+        if not isinstance(unit, dict) or "lang_script" not in unit or unit.get("status") not in ("done", "skipped"):
+            raise LangsampError(f"{path}: not a langsamp unit file (no lang_script/status); delete it and rerun")
+        units.append(unit)
+    return units
+
+
+def merge_run_dir(run_dir: Path, meta: dict | None = None) -> Path:
+    """Write ``run_dir``/results.json + results.csv from ``run_dir``/units/*.json; returns the JSON path.
+
+    ``meta`` (task, model, seed, metric, config, fingerprint) defaults to the newest unit's.
+    """
+    run_dir = Path(run_dir)
+    units = read_units(run_dir / UNITS_DIR)
+    if meta is None:
+        if not units:
+            raise LangsampError(f"{run_dir}: no unit files under {UNITS_DIR}/ to merge")
+        meta = max(units, key=lambda u: u.get("time", ""))
+    results = build_results(units, meta)
+    json_path = atomic_write_json(run_dir / RESULTS_JSON, results)
+    atomic_write_text(run_dir / RESULTS_CSV, results_csv(results))
+    return json_path
+
+
+def needs_merge(run_dir: Path) -> bool:
+    """True when the folder has unit files newer than its results.json (or no results.json)."""
+    units = [p for p in (Path(run_dir) / UNITS_DIR).glob("*.json") if not p.name.startswith(".")]
+    if not units:
+        return False
+    merged = Path(run_dir) / RESULTS_JSON
+    return not merged.is_file() or max(p.stat().st_mtime for p in units) > merged.stat().st_mtime
+
+
+def build_results(units: list[dict], meta: dict) -> dict:
+    done = sorted((u for u in units if u["status"] == "done"), key=lambda u: u["lang_script"])
+    skipped = sorted((u for u in units if u["status"] == "skipped"), key=lambda u: u["lang_script"])
+    languages = [language_record(u) for u in done]
+    hashes = sorted({u.get("config_hash") for u in units if u.get("config_hash")})
+    if len(hashes) > 1:
+        print(f"warning: {len(hashes)} different settings among the unit files of {meta.get('task')} "
+              f"{meta.get('model')}; rerun with --overwrite to make them uniform", file=sys.stderr)
+    return {
+        "task": meta.get("task"),
+        "model": meta.get("model"),
+        "model_slug": meta.get("model_slug") or model_slug(meta.get("model") or "model"),
+        "seed": meta.get("seed"),
+        "metric": meta.get("metric"),
+        "metrics": metric_names(languages, meta.get("metric")),
+        "languages": languages,
+        "skipped": [{"lang_script": u["lang_script"], "reason": u.get("reason", "")} for u in skipped],
+        "groups": group_means(languages),
+        "families": family_means(languages),
+        "provenance": provenance(meta, config_hashes=hashes),
+    }
+
+
+def language_record(unit: dict) -> dict:
+    lang_script = unit["lang_script"]
+    lang, _, script = lang_script.partition("_")
+    return {"lang_script": lang_script, "lang": lang, "script": script or None, **language_groups(lang_script),
+            "n": unit.get("n"), "metrics": unit.get("metrics", {}), "extra": unit.get("extra", {})}
+
+
+def language_groups(lang_script: str) -> dict[str, str | None]:
+    """head_tail / script_group / family from languages.groups_for; None where it cannot tell."""
+    from langsamp_cli.languages import groups_for
+
+    try:
+        groups = groups_for(lang_script)
+    except (LangsampError, KeyError, ValueError):
+        groups = {}
+    return {key: groups.get(key) for key in GROUP_KEYS}
+
+
+def group_order() -> list[str]:
+    from langsamp_cli.languages import GROUP_ORDER
+
+    return list(GROUP_ORDER)
+
+
+def group_members(languages: list[dict], group: str) -> list[dict]:
+    if group == "all":
+        return list(languages)
+    return [r for r in languages if group in (r.get("head_tail"), r.get("script_group"))]
+
+
+def group_means(languages: list[dict]) -> dict[str, dict]:
+    """For tail, head, Latn, non-Latn, all: the number of languages and each metric's mean over them."""
+    return {g: _mean_block(group_members(languages, g)) for g in group_order()}
+
+
+def family_means(languages: list[dict]) -> dict[str, dict]:
+    families = sorted({r["family"] for r in languages if r.get("family")})
+    return {f: _mean_block([r for r in languages if r.get("family") == f]) for f in families}
+
+
+def _mean_block(members: list[dict]) -> dict:
+    block: dict[str, Any] = {"n_languages": len(members)}
+    for name in metric_names(members):
+        values = [r["metrics"][name] for r in members if _is_number(r["metrics"].get(name))]
+        if values:
+            block[name] = sum(values) / len(values)
+    return block
+
+
+def metric_names(languages: list[dict], headline: str | None = None) -> list[str]:
+    """Metrics present in any language, the headline first, the rest in first-seen order."""
+    names = list(dict.fromkeys(k for r in languages for k in r.get("metrics", {})))
+    if headline in names:
+        names.remove(headline)
+        names.insert(0, headline)
+    return names
+
+
+def results_csv(results: dict) -> str:
+    import pandas as pd
+
+    columns = ["task", "model", "seed", "lang_script", "lang", "script", "head_tail", "script_group", "family",
+               "n", "metric", "value"]
+    rows = [
+        {"task": results["task"], "model": results["model"], "seed": results["seed"],
+         **{k: r.get(k) for k in columns[3:10]}, "metric": name, "value": value}
+        for r in results["languages"] for name, value in r["metrics"].items()
+    ]
+    return pd.DataFrame(rows, columns=columns).to_csv(index=False)
+
+
+# ---------------------------------------------------------------------------- provenance
+def provenance(meta: dict, config_hashes: list[str] | None = None) -> dict:
+    config = meta.get("config") or {}
+    return {
+        "toolkit": "langsamp", "toolkit_version": _version("langsamp-cli") or _package_version(),
+        "model": meta.get("model"),
+        "model_fingerprint": meta.get("fingerprint") or config.get("fingerprint") or config.get("model_fingerprint"),
+        "config": config,
+        "config_hashes": config_hashes or [],
+        "time": _now(),
+        "device": _device(config),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
+        "git_hash": git_hash(),
+        "hostname": socket.gethostname(),
+    }
+
+
+def config_hash(config: dict) -> str:
+    measured = {k: v for k, v in config.items() if k not in _RUN_ONLY_KEYS}
+    return hashlib.sha1(json.dumps(measured, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def git_hash() -> str | None:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _device(config: dict) -> str:
+    torch = sys.modules.get("torch")  # never import torch just to write a results file
+    if config.get("device"):
+        return str(config["device"])
+    if torch is not None and torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return "cpu"
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _package_version() -> str:
+    from langsamp_cli import __version__
+
+    return __version__
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise LangsampError(f"{what}: {value!r} is not a number") from None
+
+
+# ---------------------------------------------------------------------------- shards
+def parse_shard(value: str | None) -> tuple[int, int]:
+    """``"2/8"`` -> (2, 8): the third of eight shards (0-based); None -> (0, 1), everything."""
+    if value is None or str(value).strip() == "":
+        return 0, 1
+    text = str(value).strip()
+    match = re.fullmatch(r"(-?\d+)\s*/\s*(-?\d+)", text)
+    if not match:
+        raise LangsampError(f"--shard {text}: use i/N with 0 <= i < N, e.g. 0/4 ... 3/4")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1:
+        raise LangsampError(f"--shard {text}: count must be >= 1")
+    if index < 0:
+        raise LangsampError(f"--shard {text}: index must be >= 0 (shards are 0-based)")
+    if index >= count:
+        raise LangsampError(f"--shard {text}: index must be < count "
+                            f"(shards are 0-based: 0/{count} ... {count - 1}/{count})")
+    return index, count
+
+
+def select_shard(units: list[str], shard: tuple[int, int]) -> list[str]:
+    """Units of shard ``index`` of ``count``: sorted, then every count-th one (round robin)."""
+    index, count = shard
+    return [unit for i, unit in enumerate(sorted(dict.fromkeys(units))) if i % count == index]
+
+
+# ---------------------------------------------------------------------------- printing
+def load_results(results_json: Path) -> dict:
+    path = Path(results_json)
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise LangsampError(f"{path}: cannot read results ({err})") from None
+    if not isinstance(results, dict) or not {"task", "model", "languages"} <= results.keys():
+        raise LangsampError(f"{path}: not a langsamp results.json (needs task, model, languages)")
+    return results
+
+
+def format_value(value: Any, scale: float = 100.0) -> str:
+    return f"{value * scale:.1f}" if _is_number(value) else "-"
+
+
+def print_results(results_json: Path, console=None, scale: float = 100.0) -> None:
+    """Rich table on stdout: one row per language, then tail/head/Latn/non-Latn/all, then skips."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    results = load_results(results_json)
+    names = results.get("metrics") or metric_names(results["languages"], results.get("metric"))
+    seed = "n/a" if results.get("seed") is None else results["seed"]
+    table = Table(title=f"{results['task']} | {results['model']} | seed {seed} (x{scale:g})", title_justify="left")
+    for column in ("language", "groups", "n", *names):
+        table.add_column(column, justify="left" if column in ("language", "groups") else "right")
+    for r in results["languages"]:
+        tags = " ".join(t for t in (r.get("head_tail"), r.get("script_group")) if t) or "?"
+        table.add_row(r["lang_script"], tags, str(r.get("n", "")), *(format_value(r["metrics"].get(m), scale)
+                                                                      for m in names))
+    table.add_section()
+    for group, block in results.get("groups", {}).items():
+        table.add_row(f"[bold]{group}[/]", f"{block['n_languages']} langs", "",
+                      *(format_value(block.get(m), scale) for m in names))
+    console.print(table)
+    skipped = results.get("skipped") or []
+    if skipped:
+        listed = "; ".join(f"{s['lang_script']} ({s['reason']})" for s in skipped)
+        console.print(f"skipped {len(skipped)}: {listed}", highlight=False, soft_wrap=True)

@@ -1,0 +1,176 @@
+"""Task configs: one YAML per task in ``task_configs/``, ``include:`` templates, flag overrides, validation.
+
+Resolution order (later wins): included files (depth first, in the order listed) < the task file <
+``config_file`` (a user YAML, e.g. ``--config``) < ``overrides`` (flags; None values are ignored).
+``name_or_path`` is a task name (``sr-b`` -> ``task_configs/sr-b.yaml``) or a path to any YAML, so a
+new task is one new file. The folder is ``<repo>/task_configs`` or ``$LANGSAMP_TASK_CONFIGS``.
+``include:`` takes a file name or a list; a relative name is looked up beside the including file,
+then among the task configs (so a user YAML can say ``include: sr-b``). Dicts merge key by key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import langsamp_cli
+from langsamp_cli.errors import LangsampError
+
+TASK_TYPES = ("retrieval", "classification", "tagging")
+REQUIRED = ("task", "type", "metric")
+# Per type: key -> (check, what the value must be).
+_POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "an integer > 0")
+_NON_NEGATIVE_INT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+_POSITIVE_NUMBER = (lambda v: _is_number(v) and v > 0, "a number > 0")
+_INT_LIST = (lambda v: isinstance(v, list) and v and all(_is_int(k) and k > 0 for k in v), "a list of integers > 0")
+TYPE_KEYS: dict[str, dict[str, tuple]] = {
+    "retrieval": {"layer": _NON_NEGATIVE_INT, "max_length": _POSITIVE_INT, "top_k": _INT_LIST,
+                  "pairs": _POSITIVE_INT},
+    "classification": {"lr": _POSITIVE_NUMBER, "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
+                       "grad_accum": _POSITIVE_INT, "max_length": _POSITIVE_INT, "num_labels": _POSITIVE_INT},
+    "tagging": {"lr": _POSITIVE_NUMBER, "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
+                "grad_accum": _POSITIVE_INT, "max_length": _POSITIVE_INT, "num_labels": _POSITIVE_INT},
+}
+
+
+def config_dir() -> Path:
+    override = os.environ.get("LANGSAMP_TASK_CONFIGS")
+    return Path(override) if override else Path(langsamp_cli.__file__).resolve().parents[1] / "task_configs"
+
+
+def available_tasks() -> list[str]:
+    """Task names in the config folder (templates: base.yaml and files starting with '_' are not tasks)."""
+    folder = config_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "base" and not p.stem.startswith("_"))
+
+
+def load_task_config(name_or_path: str | Path, overrides: dict | None = None,
+                     config_file: str | Path | None = None) -> dict:
+    """The resolved config of one task (see the module doc for what wins)."""
+    path = resolve_config_path(name_or_path)
+    config = read_with_includes(path)
+    sources = [str(path)]
+    if config_file is not None:
+        extra_path = resolve_config_path(config_file)
+        extra = read_with_includes(extra_path)
+        if extra.get("task") not in (None, config.get("task")):
+            raise LangsampError(f"{extra_path}: task '{extra['task']}' does not match '{config.get('task')}'; "
+                                f"use a config written for {config.get('task')} or drop its task key")
+        config = deep_merge(config, extra)
+        sources.append(str(extra_path))
+    validate(config, " + ".join(sources))
+    if overrides:
+        config = deep_merge(config, overrides)
+        validate(config, " + ".join([*sources, "flags"]))
+    config["config_files"] = sources
+    return config
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
+        if not path.is_file():
+            raise LangsampError(f"{path}: config file not found")
+        return path
+    candidate = config_dir() / f"{text}.yaml"
+    if candidate.is_file():
+        return candidate
+    if path.is_file():
+        return path
+    tasks = ", ".join(available_tasks()) or f"none (no *.yaml in {config_dir()})"
+    raise LangsampError(f"unknown task '{text}': available tasks are {tasks}; or pass a path to a task YAML")
+
+
+def read_with_includes(path: Path, _stack: tuple[Path, ...] = ()) -> dict:
+    """The YAML at ``path`` merged over everything it includes (recursively; a cycle is an error)."""
+    real = path.resolve()
+    if real in _stack:
+        chain = " -> ".join(p.name for p in (*_stack, real))
+        raise LangsampError(f"{path}: include cycle ({chain}); remove one of the include: lines")
+    data = read_yaml(path)
+    includes = data.pop("include", None) or []
+    includes = [includes] if isinstance(includes, str) else includes
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise LangsampError(f"{path}: key 'include' must be a file name or a list of file names")
+    merged: dict = {}
+    for name in includes:
+        merged = deep_merge(merged, read_with_includes(_include_path(path, name), (*_stack, real)))
+    return deep_merge(merged, data)
+
+
+def _include_path(including: Path, name: str) -> Path:
+    candidates = [including.parent / name, config_dir() / name]
+    if not name.endswith((".yaml", ".yml")):
+        candidates += [including.parent / f"{name}.yaml", config_dir() / f"{name}.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise LangsampError(f"{including}: include '{name}' not found beside it or in {config_dir()}")
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise LangsampError(f"{where}: invalid YAML ({problem}); fix the file") from None
+    except OSError as err:
+        raise LangsampError(f"{path}: cannot read ({err.strerror})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LangsampError(f"{path}: a task config must be a mapping of key: value lines")
+    return data
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``; nested dicts merge key by key; None in ``top`` never replaces a value."""
+    merged = dict(base)
+    for key, value in top.items():
+        if value is None and key in merged:
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def validate(config: dict, source: str) -> None:
+    """One-line error naming the file(s) and key for the first problem found."""
+    for key in REQUIRED:
+        if config.get(key) in (None, ""):
+            hint = " (a user config can start with `include: <task>` to inherit one)" if key == "task" else ""
+            raise LangsampError(f"{source}: missing required key '{key}'{hint}")
+    kind = config["type"]
+    if kind not in TASK_TYPES:
+        raise LangsampError(f"{source}: key 'type' is {kind!r}; use one of {', '.join(TASK_TYPES)}")
+    for key, (check, what) in TYPE_KEYS[kind].items():
+        if key not in config or config[key] is None:
+            raise LangsampError(f"{source}: missing required key '{key}' for a {kind} task")
+        if not check(config[key]):
+            raise LangsampError(f"{source}: key '{key}' must be {what}, got {config[key]!r}")
+    if kind == "retrieval":
+        _check_retrieval_metric(config, source)
+
+
+def _check_retrieval_metric(config: dict, source: str) -> None:
+    metric = str(config["metric"])
+    k = metric.removeprefix("acc@")
+    if not (metric.startswith("acc@") and k.isdigit() and int(k) in config["top_k"]):
+        raise LangsampError(f"{source}: key 'metric' is {metric!r}; a retrieval metric is acc@k with k in "
+                            f"top_k {config['top_k']}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

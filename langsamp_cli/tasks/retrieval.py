@@ -1,0 +1,200 @@
+"""Sentence retrieval (SR-B, SR-T) exactly as the official Glot500/LangSAMP scripts score it.
+
+Per language: encode both sides with the layer-k mean-pooled encoder, L2-normalise, put the
+target-language sentences in a faiss ``IndexFlatL2`` and search it with the English sentences;
+query i is correct at k when target i is among its k nearest. Headline metric: acc@10.
+
+The runner goes one language at a time (memory does not grow with the number of languages),
+records every language that cannot be scored with its reason, and leaves finished languages
+alone on a rerun. English sides shared between languages are encoded once: the encoder's disk
+cache catches identical lists and its in-memory memo catches shared sentences.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import faiss
+import numpy as np
+from rich.console import Console
+
+from langsamp_cli.data.parallel import ParallelPairs
+from langsamp_cli.errors import LangsampError
+
+KS = (1, 5, 10)
+HEADLINE_METRIC = "acc@10"
+
+
+def retrieval_accuracy(target: np.ndarray, queries: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+    """acc@k (fractions in [0, 1]) with ``queries[i]`` aligned to ``target[i]``."""
+    if target.shape != queries.shape:
+        raise ValueError(f"target {target.shape} and queries {queries.shape} must be aligned")
+    index_vectors = np.array(target, dtype=np.float32, order="C")  # copies: normalize_L2 is in place
+    query_vectors = np.array(queries, dtype=np.float32, order="C")
+    faiss.normalize_L2(index_vectors)
+    faiss.normalize_L2(query_vectors)
+    index = faiss.IndexFlatL2(index_vectors.shape[1])
+    index.add(index_vectors)
+    _, predictions = index.search(query_vectors, max(ks))
+    hits = predictions == np.arange(len(query_vectors))[:, None]
+    return {f"acc@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+@dataclass
+class RetrievalUnit:
+    """One language: ``load`` reads its pairs (raising LangsampError when they are unusable)."""
+
+    lang_script: str
+    load: Callable[[], ParallelPairs]
+
+
+@dataclass
+class RetrievalPlan:
+    units: dict[str, RetrievalUnit] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # known before reading: unit -> reason
+
+    def names(self) -> list[str]:
+        return sorted(set(self.units) | set(self.problems))
+
+
+@dataclass
+class RunSummary:
+    scored: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    already_done: list[str] = field(default_factory=list)
+
+
+def run_retrieval(plan: RetrievalPlan, encoder, store, selected: list[str], console: Console | None = None,
+                  progress: bool = False, ks: Sequence[int] = KS) -> RunSummary:
+    """Score every selected language into ``store`` (a ResultStore); never stops half way on bad data."""
+    console = console or Console(stderr=True)
+    summary = RunSummary()
+    for name in selected:
+        if store.is_done(name):
+            summary.already_done.append(name)
+            continue
+        try:
+            pairs = _load(plan, name)
+        except LangsampError as err:
+            store.skip(name, str(err))
+            summary.skipped[name] = str(err)
+            console.print(f"[yellow]skipped[/] {name}: {err}", highlight=False, soft_wrap=True)
+            continue
+        metrics = score_pairs(pairs, encoder, progress, ks)
+        store.write(name, n=len(pairs), metrics=metrics, extra=pairs.record_extra())
+        summary.scored.append(name)
+        release_free_memory()
+        console.print(f"{name}: n={len(pairs)} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+                      highlight=False)
+    return summary
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc only; a no-op elsewhere).
+
+    Every batch has its own shape, so glibc's heap fragments and the resident size creeps up by a
+    few MiB per language although nothing is alive; trimming after each language keeps it flat.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else False
+        except OSError:
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: ctypes.CDLL | bool | None = None
+
+
+def _load(plan: RetrievalPlan, name: str) -> ParallelPairs:
+    if name in plan.problems:
+        raise LangsampError(plan.problems[name])
+    return plan.units[name].load()
+
+
+def score_pairs(pairs: ParallelPairs, encoder, progress: bool = False, ks: Sequence[int] = KS) -> dict[str, float]:
+    english = encoder.encode(pairs.english, progress=progress, remember=True)
+    target = encoder.encode(pairs.target, progress=progress)
+    return retrieval_accuracy(target, english, ks)
+
+
+# ---------------------------------------------------------------------------- plans (data -> units)
+def plan_from_pair_files(pair_files: dict, problems: dict[str, str], requested: list[str] | None,
+                         where: str, max_pairs: int | None = None) -> RetrievalPlan:
+    """Units for line-aligned pair files (SR-T, or SR-B in the official layout)."""
+    from langsamp_cli.data.parallel import read_line_aligned
+
+    def loader(files):
+        return lambda: read_line_aligned(files).first(max_pairs)
+
+    units = {lang: RetrievalUnit(lang, loader(files)) for lang, files in pair_files.items()}
+    return restrict_plan(RetrievalPlan(units, dict(problems)), requested, where)
+
+
+def plan_sr_t(data_dir, requested: list[str] | None, max_pairs: int | None = None) -> RetrievalPlan:
+    from langsamp_cli.data.tatoeba import discover_tatoeba
+
+    pairs, problems = discover_tatoeba(data_dir)
+    return plan_from_pair_files(pairs, problems, requested, str(data_dir), max_pairs)
+
+
+def plan_sr_b_pairs(data_dir, requested: list[str] | None, max_pairs: int | None = None) -> RetrievalPlan:
+    from langsamp_cli.data.parallel import discover_official_pairs
+
+    return plan_from_pair_files(discover_official_pairs(data_dir, "bible"), {}, requested, str(data_dir), max_pairs)
+
+
+def plan_sr_b_bibles(bible_dir, english_bible, requested: list[str] | None, n_pairs: int) -> RetrievalPlan:
+    """Units that pair each whole Bible in ``bible_dir`` with ``english_bible`` by verse id."""
+    from pathlib import Path
+
+    from langsamp_cli.data.bible import bible_pairs, discover_bibles, read_bible
+    from langsamp_cli.data.parallel import ENGLISH
+
+    english_path = Path(english_bible)
+    english = read_bible(english_path)  # a broken English Bible stops the run: nothing can be scored
+    collection = discover_bibles(bible_dir, exclude=english_path)
+    problems = {unit_name(name): reason for name, reason in collection.problems.items()}
+    if ENGLISH in collection.files:
+        problems[ENGLISH] = f"{collection.files.pop(ENGLISH).name}: English is the query side; not scored as a target"
+
+    def loader(lang: str, path: Path):
+        def load() -> ParallelPairs:
+            pairs = bible_pairs(lang, read_bible(path), english, n_pairs, sources=[str(path), str(english_path)])
+            unused = collection.other_editions.get(lang)
+            if unused:
+                pairs.notes["unused_editions"] = [p.name for p in unused]
+            return pairs
+        return load
+
+    units = {lang: RetrievalUnit(lang, loader(lang, path)) for lang, path in collection.files.items()}
+    return restrict_plan(RetrievalPlan(units, problems), requested, str(bible_dir))
+
+
+def unit_name(text: str) -> str:
+    """A file name made safe as a result-unit name (letters, digits, _ . + -)."""
+    return re.sub(r"[^\w.+-]", "_", text).lstrip(".") or "_"
+
+
+def restrict_plan(plan: RetrievalPlan, requested: list[str] | None, where: str) -> RetrievalPlan:
+    """Keep the requested languages (aliases allowed); requested ones with no data become problems."""
+    if requested is None:
+        if not plan.names():
+            raise LangsampError(f"{where}: no data files for this task found; check --data-dir and the file names")
+        return plan
+    from langsamp_cli.data.parallel import match_requested
+
+    restricted = RetrievalPlan()
+    for wanted, available in match_requested(requested, plan.units).items():
+        if available is None:
+            restricted.problems[wanted] = plan.problems.get(wanted, f"{where}: no data files for {wanted}")
+        else:
+            unit = plan.units[available]
+            restricted.units[wanted] = RetrievalUnit(wanted, unit.load)
+    return restricted

@@ -1,0 +1,142 @@
+"""Figures are written, non-trivial, well-formed; the PCA command's CSV reloads with the right rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from langsamp_cli import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_figure(paths: list[Path], min_png_bytes: int = 10_000) -> None:
+    by_suffix = {p.suffix: p for p in paths}
+    assert set(by_suffix) == {".png", ".svg"}
+    png = by_suffix[".png"].read_bytes()
+    assert png.startswith(PNG_MAGIC)
+    assert len(png) > min_png_bytes
+    root = ET.parse(by_suffix[".svg"]).getroot()
+    assert root.tag.endswith("svg")
+    assert not list(paths[0].parent.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def svg_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def test_similarity_heatmap_has_every_label(tmp_path: Path) -> None:
+    labels = ["eng_Latn", "rus_Cyrl", "zho_Hani", "arb_Arab"]
+    matrix = np.array([[1, .5, .3, .2], [.5, 1, .4, .1], [.3, .4, 1, .25], [.2, .1, .25, 1]])
+    paths = plots.plot_similarity_heatmap(matrix, labels, tmp_path / "sim")
+    assert_figure(paths)
+    svg = svg_text(tmp_path / "sim.svg")
+    # Matplotlib writes text as glyph paths with the string in a comment/id; each label must be there.
+    for label in labels:
+        assert label in svg
+
+
+def test_comparison_figure(tmp_path: Path) -> None:
+    labels = ["a_Latn", "b_Latn", "c_Cyrl"]
+    ours = np.array([[1, .6, .4], [.6, 1, .5], [.4, .5, 1]])
+    base = np.array([[1, .5, .5], [.5, 1, .4], [.5, .4, 1]])
+    improvement = (ours - base) / np.abs(base) * 100
+    paths = plots.plot_similarity_comparison(ours, base, improvement, labels, ("base", "ours"), tmp_path / "cmp")
+    assert_figure(paths, min_png_bytes=20_000)
+    assert "base" in svg_text(tmp_path / "cmp.svg")
+
+
+def test_scatter_labels_a_selection_when_crowded(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(120, 2))
+    labels = [f"l{i:03d}" for i in range(120)]
+    groups = ["Latn" if i % 3 else "Cyrl" for i in range(120)]
+    paths = plots.plot_embedding_scatter(coords, labels, groups, tmp_path / "sc", title="t", max_labels=20,
+                                         always_label=["l005"])
+    assert_figure(paths)
+    svg = svg_text(tmp_path / "sc.svg")
+    assert "20 of 120 labelled" in svg
+    assert "l005" in svg  # requested labels are always shown
+    far = labels[int(np.argmax(np.linalg.norm(coords - coords.mean(0), axis=1)))]
+    assert far in svg  # the most outlying point is labelled
+    # Matplotlib's SVG keeps every drawn string as an XML comment: exactly 20 point labels are drawn.
+    assert len(re.findall(r"<!-- (l\d{3}) -->", svg)) == 20
+
+
+def fake_tables(n_lang: int = 12, dim: int = 16) -> SimpleNamespace:
+    rng = np.random.default_rng(1)
+    codes = ["eng", "deu", "fra", "spa", "rus", "ukr", "zho", "jpn", "hin", "arb", "yue", "swh"][:n_lang]
+    scripts = ["Latn", "Cyrl", "Hani", "Jpan", "Deva", "Arab"]
+    return SimpleNamespace(
+        lang=rng.normal(size=(n_lang, dim)).astype(np.float32), script=rng.normal(size=(6, dim)).astype(np.float32),
+        lang2id={c: i for i, c in enumerate(codes)}, script2id={s: i for i, s in enumerate(scripts)},
+    )
+
+
+def test_pca_csv_reloads_and_matches_sklearn(tmp_path: Path) -> None:
+    pytest.importorskip("langsamp_cli.languages")
+    from sklearn.decomposition import PCA
+
+    from langsamp_cli.analysis.pca import language_points, plot_table, select
+
+    tables = fake_tables()
+    points = select(language_points(tables), "eng,rus_Cyrl,zho_Hani,jpn,hin,xyz_Latn")
+    assert points.labels == ["eng", "rus", "zho", "jpn", "hin"]
+    assert "xyz_Latn" in points.skipped
+    out = plot_table(points, "script", tmp_path, "fake")
+    rows = list(csv.DictReader((tmp_path / "language_pca.csv").open(encoding="utf-8")))
+    assert [r["label"] for r in rows] == points.labels
+    assert {r["script"] for r in rows} >= {"Latn", "Cyrl"}
+    expected = PCA(n_components=2, random_state=0).fit_transform(points.vectors.astype(np.float64))
+    got = np.array([[float(r["x"]), float(r["y"])] for r in rows])
+    # PCA components are defined up to sign.
+    assert np.allclose(np.abs(got), np.abs(expected), atol=1e-5)
+    assert out.explained_variance[0] >= out.explained_variance[1] > 0
+    assert_figure([p for p in out.files if p.suffix != ".csv"])
+
+
+@pytest.fixture(scope="module")
+def tiny_langsamp_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LangSAMP checkpoint (random tables) saved by model.py."""
+    from transformers import AutoTokenizer
+
+    from langsamp_cli.model import build_model, save_checkpoint
+
+    tables = fake_tables()
+    model = build_model(str(tiny_model_dir), tables.lang2id, tables.script2id, variant="both")
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    return Path(save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("langsamp") / "ckpt"))
+
+
+def test_plot_embeddings_cli_on_a_langsamp_checkpoint(tiny_langsamp_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from langsamp_cli.cli import app
+
+    out = tmp_path / "emb"
+    result = CliRunner().invoke(app, ["plot-embeddings", "--model", str(tiny_langsamp_dir), "--languages", "all",
+                                      "--color-by", "family", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "pca.json").read_text())
+    assert [t["table"] for t in record["tables"]] == ["language", "script"]
+    lang_rows = list(csv.DictReader((out / "language_pca.csv").open(encoding="utf-8")))
+    script_rows = list(csv.DictReader((out / "script_pca.csv").open(encoding="utf-8")))
+    assert len(lang_rows) == record["tables"][0]["n"] >= 3
+    assert len(script_rows) == record["tables"][1]["n"] >= 3
+    for stem in ("language_pca", "script_pca"):
+        assert_figure([out / f"{stem}.png", out / f"{stem}.svg"])
+
+
+def test_plot_embeddings_on_a_plain_checkpoint_is_one_line_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from langsamp_cli.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot-embeddings", "--model", str(tiny_model_dir), "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
