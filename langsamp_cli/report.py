@@ -190,8 +190,7 @@ def task_label(task: str) -> str:
 def table1_cells(report: Report) -> tuple[list[tuple[str, str]], list[str], list[list[str]]]:
     """(task, group) columns, model names, and the cell texts with the best mean per column in bold."""
     g = report.groups
-    columns = [(t, grp) for t in dict.fromkeys(g.task) for grp in report.group_order
-               if ((g.task == t) & (g.group == grp)).any()]
+    columns = [(t, grp) for t in dict.fromkeys(g.task) for grp in report.group_order]  # empty group: "-"
     models = list(dict.fromkeys(g.model))
     indexed = g.set_index(["model", "task", "group"])
     best = g.groupby(["task", "group"])["mean"].max()

@@ -389,7 +389,8 @@ def print_results(results_json: Path, console=None, scale: float = 100.0) -> Non
                                                                       for m in names))
     table.add_section()
     for group, block in results.get("groups", {}).items():
-        table.add_row(f"[bold]{group}[/]", f"{block['n_languages']} langs", "",
+        count = block["n_languages"]
+        table.add_row(f"[bold]{group}[/]", f"{count} language{'' if count == 1 else 's'}", "",
                       *(format_value(block.get(m), scale) for m in names))
     console.print(table)
     skipped = results.get("skipped") or []

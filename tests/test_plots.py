@@ -87,9 +87,9 @@ def test_pca_csv_reloads_and_matches_sklearn(tmp_path: Path) -> None:
     from langsamp_cli.analysis.pca import language_points, plot_table, select
 
     tables = fake_tables()
-    points = select(language_points(tables), "eng,rus_Cyrl,zho_Hani,jpn,hin,xyz_Latn")
+    points = select(language_points(tables), "eng,rus_Cyrl,zho_Hani,jpn,hin,kor_Hang")
     assert points.labels == ["eng", "rus", "zho", "jpn", "hin"]
-    assert "xyz_Latn" in points.skipped
+    assert "kor_Hang" in points.skipped
     out = plot_table(points, "script", tmp_path, "fake")
     rows = list(csv.DictReader((tmp_path / "language_pca.csv").open(encoding="utf-8")))
     assert [r["label"] for r in rows] == points.labels

@@ -204,3 +204,12 @@ def test_seeds_with_different_languages_are_noted(results_root: Path):
     per_seed = [100 * np.mean([score("/ckpt/langsamp", s, lang) for lang in langs])
                 for s, langs in ((1, GROUPS["tail"]), (2, GROUPS["tail"]), (3, ["yor_Latn"]))]
     assert tail["mean"] == pytest.approx(np.mean(per_seed)) and tail["std"] == pytest.approx(np.std(per_seed, ddof=1))
+
+
+def test_group_without_languages_shows_a_dash(tmp_path: Path):
+    results = results_json("sr-t", "/ckpt/langsamp", None, "acc@10")
+    results["languages"] = [r for r in results["languages"] if r["head_tail"] == "head"]
+    write_json(tmp_path / "r" / "results.json", results)
+    md = render(build_report([tmp_path / "r"]))["table1"]["md"].splitlines()
+    assert md[0].startswith("| model | SR-T tail | SR-T head |")
+    assert md[2].startswith("| langsamp | - | ")

@@ -364,7 +364,9 @@ def evaluate_donor(task: str, model: str, target: str, donor: str, data_dir: str
                    output_dir: str | Path, options: dict | None = None, console=None) -> dict:
     """Fine-tune on English and on ``donor`` (same seed and settings), score ``target`` with each.
 
-    Each source gets its own results root (``<output_dir>/donor/<target>/source-<id>``) so the two
+    One seed (the first configured one), like the paper's donor tables (Appendix E: single runs,
+    same seed for every source). Settings are the task's (``task_configs/<task>.yaml``) under
+    ``options``. Each source gets its own results root (``<output_dir>/donor/<target>/source-<id>``) so the two
     runs never read each other's finished units.
     """
     if task not in TRANSFER_TASKS:

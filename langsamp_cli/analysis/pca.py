@@ -2,8 +2,9 @@
 
 The language table of a LangSAMP checkpoint is per ISO 639-3 language in the official format
 (``zho``, not ``zho_Hani``), so each point is labelled with its table key. Its script (for
-colouring) is the language's main script, and head/tail and family come from
-:func:`langsamp_cli.languages.groups_for` for that ``lang_Script`` id. Checkpoints keyed by full
+colouring) is the language's main script and its family comes from
+:func:`langsamp_cli.languages.groups_for`; it is *head* when any of its language-scripts is
+covered by XLM-R (the paper's head list), since one row serves every script of the language. Checkpoints keyed by full
 ``lang_Script`` ids work the same way, labelled by those ids.
 
 PCA is fitted on the selected rows only, so the picture shows the structure among the languages
@@ -68,6 +69,17 @@ def _groups(lang_script: str | None) -> dict:
         return {}
 
 
+def _head_tail(key: str, lang_script: str | None, groups: dict) -> str:
+    """Per ISO 639-3 key: head when ANY script of the language is covered by XLM-R (e.g. srp via Cyrl or Latn)."""
+    if LANG_SCRIPT_RE.match(key):
+        return groups.get("head_tail") or UNKNOWN
+    from langsamp_cli.languages import head_language_scripts
+
+    if any(h.split("_", 1)[0] == key for h in head_language_scripts()):
+        return "head"
+    return "tail" if lang_script else UNKNOWN
+
+
 def language_points(tables) -> Points:
     if tables.lang is None:
         raise LangsampError("this checkpoint has no language-embedding table (variant 'script' or 'vanilla'); "
@@ -78,7 +90,8 @@ def language_points(tables) -> Points:
     return Points(
         table="language", labels=keys, vectors=np.asarray(tables.lang[[tables.lang2id[k] for k in keys]]),
         lang_scripts=ids, scripts=[i.split("_", 1)[1] if i else UNKNOWN for i in ids],
-        families=[g.get("family") or UNKNOWN for g in groups], head_tail=[g.get("head_tail") or UNKNOWN for g in groups],
+        families=[g.get("family") or UNKNOWN for g in groups],
+        head_tail=[_head_tail(k, i, g) for k, i, g in zip(keys, ids, groups)],
     )
 
 

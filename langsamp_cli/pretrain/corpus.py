@@ -175,8 +175,8 @@ def sampling_probabilities(sizes: list[int] | np.ndarray, alpha: float) -> np.nd
 def sizes_table(corpus: Corpus, probs: np.ndarray) -> Table:
     """Per language-script sizes and sampling shares (shown before training)."""
     table = Table(title=f"corpus {corpus.root}", title_justify="left", box=box.SIMPLE_HEAD)
-    for name in ("language-script", "files", "lines", "held out", "undecodable", "share of lines", "sampled"):
-        table.add_column(name, justify="left" if name == "language-script" else "right")
+    for name in ("language", "files", "lines", "held out", "bad lines", "lines %", "sampled %"):
+        table.add_column(name, justify="left" if name == "language" else "right", no_wrap=True)
     total = sum(s.train_lines for s in corpus.sources.values())
     for (lang_script, source), prob in zip(corpus.sources.items(), probs):
         table.add_row(lang_script, str(len(source.files)), f"{source.lines:,}", f"{source.heldout_lines:,}",
