@@ -62,7 +62,7 @@ _LASER_SPECIAL = {
     "kur": "kur_Latn",
     "arq": "arq_Arab",
     "ara": "ara_Arab",
-    "kzj": "kzj_Latn",  # Coastal Kadazan: a retired ISO 639-3 code (merged into dtp, which has its own file)
+    "kzj": "kzj_Latn",  # Coastal Kadazan: retired in ISO 639-3 (merged into dtp, which has its own file)
     "tat": "tat_Cyrl",
     "uig": "uig_Arab",
     "srp": "srp_Latn",
@@ -96,11 +96,16 @@ class LangScript:
         return self.id
 
 
+# Codes that real multilingual data sets still use although ISO 639-3 retired them (ajp -> apc, kzj -> dtp,
+# eml -> egl/rgn) or that are ISO 639-2/5 collective codes (ber, nah): Glot500, FLORES and Tatoeba name data with them.
+_RETIRED_OR_COLLECTIVE = frozenset({"ajp", "kzj", "eml", "ber", "nah"})
+
+
 @lru_cache(maxsize=1)
 def _iso639_3_codes() -> frozenset[str]:
     import pycountry
 
-    return frozenset(lang.alpha_3 for lang in pycountry.languages)
+    return frozenset(lang.alpha_3 for lang in pycountry.languages) | _RETIRED_OR_COLLECTIVE
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,8 @@ import io
 import json
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,20 +31,30 @@ VARIANTS = ("vanilla", "lang", "script", "both")
 FORMAT_VERSION = 1
 TABLES_FILE = "langsamp_embeddings.safetensors"
 META_FILE = "langsamp.json"
+LANG_KEY = "lang_embeddings.weight"
+SCRIPT_KEY = "script_embeddings.weight"
 OFFICIAL_LANG_KEY = "roberta.embeddings.lang_type_embeddings.weight"
 OFFICIAL_SCRIPT_KEY = "roberta.embeddings.script_type_embeddings.weight"
+OFFICIAL_CONFIG_FIELDS = ("use_lang_embedding", "use_script_embedding", "lang_size", "script_size",
+                          "decouple_at_input_embeddings")
 OFFICIAL_MAP_FILES = ("full_dicts.pkl", "full_dicts.json")
-_HEAD_ATTRIBUTES = ("lm_head", "cls")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model",
+                   "spiece.model", "vocab.txt", "vocab.json", "merges.txt")
+_HEAD_ATTRIBUTES = ("lm_head", "cls")  # RoBERTa/XLM-R/CamemBERT, BERT family
+IdMaps = tuple[dict[str, int], dict[str, int]]
+LangMap = str | Path | IdMaps | None
 
 
 @dataclass
 class LangSAMPOutput:
-    loss: torch.Tensor
+    loss: torch.Tensor           # mean cross-entropy over masked tokens (0 with a graph when none are masked)
     n_masked: int
-    logits: torch.Tensor | None = None
+    logits: torch.Tensor | None = None   # (n_masked, vocab), only with return_logits=True
+    targets: torch.Tensor | None = None  # (n_masked,) labels of those rows, only with return_logits=True
 
 
 def variant_flags(variant: str) -> tuple[bool, bool]:
+    """(use_lang, use_script) of a variant name."""
     if variant not in VARIANTS:
         raise LangsampError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
     return variant in ("lang", "both"), variant in ("script", "both")
@@ -54,11 +66,10 @@ def variant_name(use_lang: bool, use_script: bool) -> str:
     ]
 
 
-def _lm_head(mlm: nn.Module) -> nn.Module:
+def _head_attribute(mlm: nn.Module) -> str:
     for name in _HEAD_ATTRIBUTES:
-        head = getattr(mlm, name, None)
-        if isinstance(head, nn.Module):
-            return head
+        if isinstance(getattr(mlm, name, None), nn.Module):
+            return name
     raise LangsampError(
         f"{type(mlm).__name__} has no 'lm_head' or 'cls' MLM head; use an XLM-R, RoBERTa or BERT family masked LM"
     )
@@ -79,24 +90,24 @@ class LangSAMPForMaskedLM(nn.Module):
         super().__init__()
         use_lang, use_script = variant_flags(variant)
         self.mlm = mlm
-        self.lm_head = _lm_head(mlm)
+        self._head_name = _head_attribute(mlm)
         self.variant = variant
         self.lang2id = dict(lang2id)
         self.script2id = dict(script2id)
         hidden = mlm.config.hidden_size
+        # The paper initialises both tables randomly; the official code uses the model's normal init.
         std = getattr(mlm.config, "initializer_range", 0.02)
-        self.lang_embeddings = self._table(num_languages or _table_size(lang2id), hidden, std) if use_lang else None
-        self.script_embeddings = self._table(num_scripts or _table_size(script2id), hidden, std) if use_script else None
-
-    @staticmethod
-    def _table(rows: int, hidden: int, std: float) -> nn.Embedding:
-        table = nn.Embedding(rows, hidden)
-        nn.init.normal_(table.weight, mean=0.0, std=std)
-        return table
+        self.lang_embeddings = _new_table(num_languages or _table_size(lang2id), hidden, std) if use_lang else None
+        self.script_embeddings = _new_table(num_scripts or _table_size(script2id), hidden, std) if use_script else None
 
     @property
     def backbone(self) -> nn.Module:
         return self.mlm.base_model
+
+    @property
+    def lm_head(self) -> nn.Module:
+        # Looked up, not registered: a second registration would duplicate the head's keys in state_dict().
+        return getattr(self.mlm, self._head_name)
 
     def forward(
         self,
@@ -107,54 +118,75 @@ class LangSAMPForMaskedLM(nn.Module):
         script_ids: torch.Tensor | None = None,
         return_logits: bool = False,
     ) -> LangSAMPOutput:
+        """``lang_ids``/``script_ids``: (batch,) or (batch, seq); only their values at masked positions are read."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         masked = labels != -100
         rows = hidden[masked]
-        rows = rows + self._aux(self.lang_embeddings, lang_ids, masked, "lang_ids")
-        rows = rows + self._aux(self.script_embeddings, script_ids, masked, "script_ids")
+        rows = rows + _lookup(self.lang_embeddings, lang_ids, masked, "lang_ids")
+        rows = rows + _lookup(self.script_embeddings, script_ids, masked, "script_ids")
         logits = self.lm_head(rows)
         targets = labels[masked]
         if targets.numel() == 0:
-            loss = logits.sum() * 0.0
+            loss = logits.sum() * 0.0  # keeps the graph so every rank still runs backward
         else:
             loss = nn.functional.cross_entropy(logits.float(), targets)
-        return LangSAMPOutput(loss=loss, n_masked=int(targets.numel()), logits=logits if return_logits else None)
-
-    @staticmethod
-    def _aux(table: nn.Embedding | None, ids: torch.Tensor | None, masked: torch.Tensor, name: str) -> torch.Tensor | float:
-        if table is None:
-            return 0.0
-        if ids is None:
-            raise ValueError(f"this LangSAMP model needs {name}")
-        per_token = ids if ids.dim() == 2 else ids[:, None].expand_as(masked)
-        return table(per_token[masked])
+        return LangSAMPOutput(loss=loss, n_masked=int(targets.numel()),
+                              logits=logits if return_logits else None, targets=targets if return_logits else None)
 
     def tables(self) -> dict[str, torch.Tensor]:
-        out = {}
-        if self.lang_embeddings is not None:
-            out["lang_embeddings.weight"] = self.lang_embeddings.weight
-        if self.script_embeddings is not None:
-            out["script_embeddings.weight"] = self.script_embeddings.weight
-        return out
+        """The learned tables under their checkpoint names (``lang_embeddings.weight``, ``script_embeddings.weight``)."""
+        found = {LANG_KEY: self.lang_embeddings, SCRIPT_KEY: self.script_embeddings}
+        return {key: table.weight for key, table in found.items() if table is not None}
+
+    @property
+    def has_tables(self) -> bool:
+        return self.lang_embeddings is not None or self.script_embeddings is not None
+
+
+def _new_table(rows: int, hidden: int, std: float) -> nn.Embedding:
+    table = nn.Embedding(rows, hidden)
+    nn.init.normal_(table.weight, mean=0.0, std=std)
+    return table
+
+
+def _lookup(table: nn.Embedding | None, ids: torch.Tensor | None, masked: torch.Tensor, name: str) -> Any:
+    if table is None:
+        return 0.0
+    if ids is None:
+        raise ValueError(f"this LangSAMP model needs {name}")
+    ids = ids.to(masked.device)
+    per_token = ids if ids.dim() == 2 else ids[:, None].expand_as(masked)
+    return table(per_token[masked])
 
 
 def _table_size(mapping: dict[str, int]) -> int:
     return max(mapping.values(), default=-1) + 1 or 1
 
 
-# ------------------------------------------------------------------------------------------- building
+def _rows(table: nn.Embedding | None) -> int | None:
+    return None if table is None else table.weight.shape[0]
 
 
-def _load_masked_lm(model: str) -> nn.Module:
-    from transformers import AutoModelForMaskedLM
+# ------------------------------------------------------------------------------------------- loading HF
 
-    config = _load_config(model)
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No tqdm 'Loading weights' bars from transformers: our commands draw their own progress."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
-        return AutoModelForMaskedLM.from_pretrained(model, config=config)
-    except ValueError as err:
-        raise LangsampError(f"--model {model} is not a masked language model ({config.model_type}): {_first_line(err)}") from None
-    except OSError as err:
-        raise LangsampError(f"--model {model}: cannot load weights ({_first_line(err)})") from None
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _load_config(model: str | Path) -> Any:
@@ -163,22 +195,79 @@ def _load_config(model: str | Path) -> Any:
     try:
         return AutoConfig.from_pretrained(str(model))
     except (OSError, ValueError) as err:
-        raise LangsampError(f"--model {model}: no model config found ({_first_line(err)}); pass a checkpoint directory or hub name") from None
+        raise LangsampError(
+            f"--model {model}: no model config found ({_first_line(err)}); pass a checkpoint directory or hub name"
+        ) from None
 
 
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def _load_masked_lm(model: str) -> nn.Module:
+    from transformers import AutoModelForMaskedLM
+
+    config = _load_config(model)
+    try:
+        with _quiet_transformers():
+            return AutoModelForMaskedLM.from_pretrained(model, config=config)
+    except ValueError as err:
+        raise LangsampError(
+            f"--model {model} is not a masked language model ({config.model_type}): {_first_line(err)}"
+        ) from None
+    except OSError as err:
+        raise LangsampError(f"--model {model}: cannot load weights ({_first_line(err)})") from None
 
 
 def _masked_lm_from_config(config: Any) -> nn.Module:
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers import AutoModelForMaskedLM
 
     if isinstance(config, (str, Path)):
-        config = AutoConfig.from_pretrained(str(config))
+        config = _load_config(config)
     try:
         return AutoModelForMaskedLM.from_config(config)
     except ValueError as err:
-        raise LangsampError(f"config of type '{config.model_type}' is not a masked language model: {_first_line(err)}") from None
+        raise LangsampError(
+            f"config of type '{config.model_type}' is not a masked language model: {_first_line(err)}"
+        ) from None
+
+
+def _cached_snapshot(name: str) -> Path | None:
+    """The local HF-cache snapshot of hub repo ``name``, or None (never downloads)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not a repo id, not cached, no hub library: all mean "no local copy"
+        return None
+
+
+def _official_hub_snapshot(name: str) -> Path | None:
+    """Download an official-format hub checkpoint (weights, config, id map); None for any other model."""
+    try:
+        from huggingface_hub import hf_hub_download, snapshot_download
+
+        if not _is_official_config(json.loads(Path(hf_hub_download(name, "config.json")).read_text("utf-8"))):
+            return None
+        files = ["*.json", "*.pkl", "*.model", "*.safetensors"]
+        folder = Path(snapshot_download(name, allow_patterns=files))
+        if not _weight_files(folder):
+            folder = Path(snapshot_download(name, allow_patterns=[*files, "pytorch_model*.bin"]))
+        return folder
+    except Exception:  # noqa: BLE001 - offline / unknown repo: from_pretrained reports it in its own words
+        return None
+
+
+def _local_checkpoint(model: str | Path) -> Path | None:
+    """A local folder for ``model``: itself, its HF-cache snapshot, or (official format only) a download."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    if path.exists() or str(model).startswith((".", "/", "~")) or str(model).count("/") > 1:
+        return None
+    cached = _cached_snapshot(str(model))
+    if cached is not None and _weight_files(cached):
+        return cached
+    return _official_hub_snapshot(str(model))
+
+
+# ------------------------------------------------------------------------------------------- building
 
 
 def build_model(
@@ -188,40 +277,53 @@ def build_model(
     variant: str = "both",
     from_scratch_config: Any = None,
 ) -> LangSAMPForMaskedLM:
-    """Wrap ``model`` (hub name or path; or a fresh model of ``from_scratch_config``) with new LangSAMP tables.
+    """Wrap ``model`` (hub name or path; or a fresh model of ``from_scratch_config``) with LangSAMP tables.
 
-    Continuing from an official LangSAMP checkpoint or one of ours keeps its tables when the variant uses them.
+    The returned model uses exactly ``lang2id``/``script2id``. Continuing from a checkpoint that has tables
+    (ours or official) copies the rows of every language/script the two maps share; the others start fresh.
     """
     variant_flags(variant)
     if from_scratch_config is not None:
         return LangSAMPForMaskedLM(_masked_lm_from_config(from_scratch_config), lang2id, script2id, variant)
-    path = Path(model)
-    if path.is_dir() and (_is_official(path) or (path / META_FILE).is_file()):
-        loaded = load_checkpoint(path, lang_map=None if _has_id_map(path) else _none_map(lang2id, script2id))
-        return _with_variant(loaded, variant, lang2id, script2id)
-    return LangSAMPForMaskedLM(_load_masked_lm(model), lang2id, script2id, variant)
+    local = _local_checkpoint(model)
+    if local is not None and ((local / META_FILE).is_file() or _is_official(local)):
+        if _has_id_map(local):
+            loaded = load_checkpoint(local)
+        else:  # an official checkpoint without full_dicts: the caller's map must be the official one
+            loaded = load_checkpoint(local, lang_map=(lang2id, script2id))
+            _check_covers_tables(local, loaded)
+        return _remapped(loaded, variant, lang2id, script2id)
+    return LangSAMPForMaskedLM(_load_masked_lm(str(model)), lang2id, script2id, variant)
 
 
-def _none_map(lang2id: dict[str, int], script2id: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
-    return lang2id, script2id
+def _check_covers_tables(path: Path, loaded: LangSAMPForMaskedLM) -> None:
+    for table, mapping in ((loaded.lang_embeddings, loaded.lang2id), (loaded.script_embeddings, loaded.script2id)):
+        if table is not None and len(mapping) != table.weight.shape[0]:
+            raise LangsampError(f"{path}: no full_dicts.pkl/json beside the official tables ({table.weight.shape[0]} "
+                                f"rows, the given map has {len(mapping)}); pass the official one with --lang-map PATH")
 
 
-def _with_variant(
+def _remapped(
     loaded: LangSAMPForMaskedLM, variant: str, lang2id: dict[str, int], script2id: dict[str, int]
 ) -> LangSAMPForMaskedLM:
-    """A model of ``variant`` that keeps the loaded tables when the id maps agree, else fresh tables."""
-    model = LangSAMPForMaskedLM(loaded.mlm, loaded.lang2id, loaded.script2id, variant,
-                                num_languages=_rows(loaded.lang_embeddings) or _table_size(loaded.lang2id),
-                                num_scripts=_rows(loaded.script_embeddings) or _table_size(loaded.script2id))
-    for name in ("lang_embeddings", "script_embeddings"):
-        source, target = getattr(loaded, name), getattr(model, name)
-        if source is not None and target is not None and source.weight.shape == target.weight.shape:
-            target.weight.data.copy_(source.weight.data)
+    model = LangSAMPForMaskedLM(loaded.mlm, lang2id, script2id, variant)
+    _copy_rows(loaded.lang_embeddings, loaded.lang2id, model.lang_embeddings, lang2id)
+    _copy_rows(loaded.script_embeddings, loaded.script2id, model.script_embeddings, script2id)
     return model
 
 
-def _rows(table: nn.Embedding | None) -> int | None:
-    return None if table is None else table.weight.shape[0]
+def _copy_rows(source: nn.Embedding | None, source_ids: dict[str, int],
+               target: nn.Embedding | None, target_ids: dict[str, int]) -> int:
+    """Copy each code's row from ``source`` to its row in ``target``; returns how many were copied."""
+    if source is None or target is None or source.weight.shape[1] != target.weight.shape[1]:
+        return 0
+    pairs = [(target_ids[code], source_ids[code]) for code in target_ids
+             if code in source_ids and source_ids[code] < source.weight.shape[0]]
+    if pairs:
+        dst, src = (torch.tensor(ids) for ids in zip(*pairs))
+        with torch.no_grad():
+            target.weight[dst] = source.weight[src].to(target.weight.dtype)
+    return len(pairs)
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
@@ -232,64 +334,83 @@ def save_checkpoint(model: LangSAMPForMaskedLM, tokenizer: Any, output_dir: str 
     from safetensors.torch import save_file
 
     output_dir = Path(output_dir)
-    with atomic_dir(output_dir) as tmp:
+    with atomic_dir(output_dir) as tmp, _quiet_transformers():
         model.mlm.save_pretrained(str(tmp))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        tables = {name: tensor.detach().cpu().contiguous() for name, tensor in model.tables().items()}
+        tables = {key: tensor.detach().cpu().contiguous() for key, tensor in model.tables().items()}
         if tables:
             save_file(tables, str(tmp / TABLES_FILE))
-        use_lang, use_script = variant_flags(model.variant)
-        atomic_write_json(
-            tmp / META_FILE,
-            {
-                "format_version": FORMAT_VERSION,
-                "variant": model.variant,
-                "use_lang_embedding": use_lang,
-                "use_script_embedding": use_script,
-                "num_languages": _rows(model.lang_embeddings),
-                "num_scripts": _rows(model.script_embeddings),
-                "lang2id": model.lang2id,
-                "script2id": model.script2id,
-            },
-        )
+        atomic_write_json(tmp / META_FILE, _metadata(model))
     return output_dir
 
 
-def load_checkpoint(
-    path: str | Path, lang_map: str | Path | tuple[dict, dict] | None = None, require_tables: bool = False
-) -> LangSAMPForMaskedLM:
-    """Load one of our checkpoints, an official LangSAMP checkpoint, or a plain masked LM (vanilla, no tables)."""
-    path = Path(path)
-    if (path / META_FILE).is_file():
-        return _load_ours(path)
-    if path.is_dir() and _is_official(path):
-        return _load_official(path, lang_map)
-    if require_tables:
-        raise LangsampError(
-            f"{path}: no LangSAMP language/script embeddings (no {META_FILE} and no official tables); "
-            "pass a checkpoint written by 'langsamp pretrain' or the official LangSAMP model"
-        )
-    lang2id, script2id = _resolve_map(path, lang_map) if lang_map is not None else ({}, {})
-    return LangSAMPForMaskedLM(_load_masked_lm(str(path)), lang2id, script2id, "vanilla")
+def _metadata(model: LangSAMPForMaskedLM) -> dict[str, Any]:
+    use_lang, use_script = variant_flags(model.variant)
+    return {
+        "format_version": FORMAT_VERSION,
+        "variant": model.variant,
+        "use_lang_embedding": use_lang,
+        "use_script_embedding": use_script,
+        "num_languages": _rows(model.lang_embeddings),
+        "num_scripts": _rows(model.script_embeddings),
+        "lang2id": model.lang2id,
+        "script2id": model.script2id,
+    }
+
+
+def load_checkpoint(path: str | Path, lang_map: LangMap = None, require_tables: bool = False) -> LangSAMPForMaskedLM:
+    """One of our checkpoints, an official LangSAMP checkpoint, or a plain masked LM (vanilla, no tables).
+
+    ``lang_map``: the official id map (path to ``full_dicts.pkl``/``.json`` or a (lang2id, script2id) pair), used
+    when an official checkpoint does not ship one.
+    """
+    local = _local_checkpoint(path)
+    if local is not None and (local / META_FILE).is_file():
+        model = _load_ours(local)
+    elif local is not None and _is_official(local):
+        model = _load_official(local, lang_map)
+    else:
+        if require_tables:
+            raise _no_tables_error(path)
+        lang2id, script2id = _resolve_map(Path(path), lang_map) if lang_map is not None else ({}, {})
+        model = LangSAMPForMaskedLM(_load_masked_lm(str(path)), lang2id, script2id, "vanilla")
+    if require_tables and not model.has_tables:
+        raise _no_tables_error(path)
+    return model
+
+
+def _no_tables_error(path: str | Path) -> LangsampError:
+    return LangsampError(
+        f"{path}: no LangSAMP language/script embeddings in this checkpoint; pass a checkpoint written by "
+        "'langsamp pretrain' (variant lang/script/both) or the official LangSAMP model"
+    )
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        variant_flags(meta["variant"])
+        _check_maps(meta["lang2id"], meta["script2id"], path / META_FILE)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise LangsampError(f"{path / META_FILE}: unreadable LangSAMP metadata ({err!r}); re-save the checkpoint") from None
+    return meta
 
 
 def _load_ours(path: Path) -> LangSAMPForMaskedLM:
     from safetensors.torch import load_file
 
-    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    meta = _read_meta(path)
     model = LangSAMPForMaskedLM(
         _load_masked_lm(str(path)), meta["lang2id"], meta["script2id"], meta["variant"],
         num_languages=meta.get("num_languages"), num_scripts=meta.get("num_scripts"),
     )
     tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
-    for name, table in (("lang_embeddings", model.lang_embeddings), ("script_embeddings", model.script_embeddings)):
-        if table is None:
-            continue
-        key = f"{name}.weight"
-        if key not in tables:
-            raise LangsampError(f"{path / TABLES_FILE}: missing '{key}' although {META_FILE} says variant {model.variant}")
-        table.weight.data.copy_(tables[key])
+    for key, table in model.tables().items():
+        if key not in tables or tables[key].shape != table.shape:
+            raise LangsampError(f"{path / TABLES_FILE}: no '{key}' of shape {tuple(table.shape)} although "
+                                f"{META_FILE} says variant {model.variant}; the checkpoint is incomplete")
+        table.data.copy_(tables[key])
     return model
 
 
@@ -305,85 +426,104 @@ def _weight_files(path: Path) -> list[Path]:
     return [p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()][:1]
 
 
-def _state_dict_keys(path: Path) -> set[str]:
-    keys: set[str] = set()
-    for file in _weight_files(path):
-        if file.suffix == ".safetensors":
-            from safetensors import safe_open
+def _read_state_dict(path: Path, keys: set[str] | None = None) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors (only ``keys`` when given); .bin files are read with weights_only=True."""
+    from safetensors import safe_open
 
-            with safe_open(str(file), framework="pt") as handle:
-                keys |= set(handle.keys())
-        else:
-            keys |= set(torch.load(file, map_location="meta", weights_only=True).keys())
-    return keys
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for file in _weight_files(path):
         if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state.update(load_file(str(file)))
+            with safe_open(str(file), framework="pt") as handle:
+                wanted = [k for k in handle.keys() if keys is None or k in keys]
+                state.update({k: handle.get_tensor(k) for k in wanted})
         else:
-            state.update(torch.load(file, map_location="cpu", weights_only=True))
+            loaded = torch.load(file, map_location="cpu", weights_only=True)
+            state.update({k: v for k, v in loaded.items() if keys is None or k in keys})
     return state
+
+
+def _is_official_config(fields: dict[str, Any]) -> bool:
+    return "use_lang_embedding" in fields or "lang_size" in fields
 
 
 def _is_official(path: Path) -> bool:
     config = path / "config.json"
-    if not config.is_file():
-        return False
-    fields = json.loads(config.read_text(encoding="utf-8"))
-    return "use_lang_embedding" in fields or "lang_size" in fields
+    return config.is_file() and _is_official_config(json.loads(config.read_text(encoding="utf-8")))
 
 
 def _has_id_map(path: Path) -> bool:
     return (path / META_FILE).is_file() or any((path / name).is_file() for name in OFFICIAL_MAP_FILES)
 
 
-def _resolve_map(path: Path, lang_map: str | Path | tuple[dict, dict] | None) -> tuple[dict[str, int], dict[str, int]]:
-    if isinstance(lang_map, tuple):
-        return lang_map
+def _resolve_map(path: Path, lang_map: LangMap) -> IdMaps:
+    """The checkpoint's own full_dicts.pkl/.json, else ``lang_map``, else an error naming --lang-map."""
     for name in OFFICIAL_MAP_FILES:
         if (path / name).is_file():
             return read_id_map(path / name)
+    if isinstance(lang_map, tuple):
+        return lang_map
     if lang_map is not None:
         return read_id_map(lang_map)
     raise LangsampError(
         f"{path}: no language/script id mapping (full_dicts.pkl or full_dicts.json) in the checkpoint; "
-        "pass it with --lang-map PATH"
+        "pass the official one with --lang-map PATH"
     )
 
 
-def _load_official(path: Path, lang_map: str | Path | tuple[dict, dict] | None) -> LangSAMPForMaskedLM:
+def _official_flags(path: Path) -> tuple[dict[str, Any], bool, bool]:
+    fields = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    return fields, bool(fields.get("use_lang_embedding", True)), bool(fields.get("use_script_embedding", True))
+
+
+def _official_tables(path: Path, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The tables the official config says it uses; a flagged table missing from the weights is an error."""
+    _, use_lang, use_script = _official_flags(path)
+    tables = []
+    for used, key in ((use_lang, OFFICIAL_LANG_KEY), (use_script, OFFICIAL_SCRIPT_KEY)):
+        if used and key not in state:
+            raise LangsampError(f"{path}: config.json enables the table '{key}' but the weights lack it; "
+                                "is the checkpoint complete?")
+        tables.append(state.get(key) if used else None)
+    return tables[0], tables[1]
+
+
+def _check_table_fits(path: Path, table: torch.Tensor | None, mapping: dict[str, int], what: str) -> None:
+    if table is not None and mapping and max(mapping.values()) >= table.shape[0]:
+        raise LangsampError(f"{path}: the {what} id map has id {max(mapping.values())} but the {what} table has "
+                            f"{table.shape[0]} rows; pass the matching --lang-map")
+
+
+def _load_official(path: Path, lang_map: LangMap) -> LangSAMPForMaskedLM:
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
     lang2id, script2id = _resolve_map(path, lang_map)
-    fields = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    use_lang = bool(fields.get("use_lang_embedding", True))
-    use_script = bool(fields.get("use_script_embedding", True))
-    extra = ("use_lang_embedding", "use_script_embedding", "lang_size", "script_size", "decouple_at_input_embeddings")
-    config = XLMRobertaConfig(**{k: v for k, v in fields.items() if k not in extra and k not in ("architectures", "auto_map")})
+    fields, _, _ = _official_flags(path)
     state = _read_state_dict(path)
-    lang_table = state.pop(OFFICIAL_LANG_KEY, None)
-    script_table = state.pop(OFFICIAL_SCRIPT_KEY, None)
-    mlm = XLMRobertaForMaskedLM(config)
+    lang_table, script_table = _official_tables(path, state)
+    _check_table_fits(path, lang_table, lang2id, "language")
+    _check_table_fits(path, script_table, script2id, "script")
+    for key in (OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY):
+        state.pop(key, None)
+    plain = {k: v for k, v in fields.items() if k not in OFFICIAL_CONFIG_FIELDS and k not in ("architectures", "auto_map")}
+    mlm = XLMRobertaForMaskedLM(XLMRobertaConfig(**plain))
     result = mlm.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith(("position_ids", "lm_head.decoder.weight", "lm_head.decoder.bias"))]
+    tied_or_buffers = ("position_ids", "lm_head.decoder.weight", "lm_head.decoder.bias")
+    missing = [k for k in result.missing_keys if not k.endswith(tied_or_buffers)]
     if missing:
-        raise LangsampError(f"{path}: official checkpoint lacks weights {', '.join(missing[:3])}; is it complete?")
+        raise LangsampError(f"{path}: the official checkpoint lacks weights {', '.join(missing[:3])}; is it complete?")
     mlm.tie_weights()
+    mlm.eval()  # as from_pretrained would; training code calls .train()
     model = LangSAMPForMaskedLM(
-        mlm, lang2id, script2id, variant_name(use_lang and lang_table is not None, use_script and script_table is not None),
-        num_languages=None if lang_table is None else lang_table.shape[0],
-        num_scripts=None if script_table is None else script_table.shape[0],
+        mlm, lang2id, script2id, variant_name(lang_table is not None, script_table is not None),
+        num_languages=_shape0(lang_table), num_scripts=_shape0(script_table),
     )
-    if model.lang_embeddings is not None:
-        model.lang_embeddings.weight.data.copy_(lang_table)
-    if model.script_embeddings is not None:
-        model.script_embeddings.weight.data.copy_(script_table)
+    for key, table in model.tables().items():
+        table.data.copy_(lang_table if key == LANG_KEY else script_table)
     return model
+
+
+def _shape0(table: torch.Tensor | None) -> int | None:
+    return None if table is None else int(table.shape[0])
 
 
 class _DataOnlyUnpickler(pickle.Unpickler):
@@ -393,32 +533,42 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
-def read_id_map(path: str | Path) -> tuple[dict[str, int], dict[str, int]]:
+def read_id_map(path: str | Path) -> IdMaps:
     """The official ``full_dicts.pkl`` ([id2lang, id2script, lang2id, script2id]) or its JSON twin -> (lang2id, script2id)."""
     path = Path(path)
     if not path.is_file():
-        raise LangsampError(f"--lang-map {path}: file not found")
+        raise LangsampError(f"--lang-map {path}: file not found; pass the official full_dicts.pkl or full_dicts.json")
     if path.suffix == ".json":
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise LangsampError(f"{path}: not valid JSON ({err})") from None
     else:
         try:
             data = _DataOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as err:
-            raise LangsampError(f"{path}: not a plain id-map pickle ({err}); only dicts of codes and ids are accepted") from None
+        except Exception as err:  # noqa: BLE001 - any malformed pickle is the same user error
+            raise LangsampError(f"{path}: not a plain id-map pickle ({err}); only dicts of codes and ids are "
+                                "accepted") from None
     return _maps_from(data, path)
 
 
-def _maps_from(data: Any, path: Path) -> tuple[dict[str, int], dict[str, int]]:
-    if isinstance(data, list) and len(data) == 4:
+def _maps_from(data: Any, path: Path) -> IdMaps:
+    if isinstance(data, (list, tuple)) and len(data) == 4:
         lang2id, script2id = data[2], data[3]
     elif isinstance(data, dict) and "lang2id" in data and "script2id" in data:
         lang2id, script2id = data["lang2id"], data["script2id"]
     else:
         raise LangsampError(f"{path}: expected [id2lang, id2script, lang2id, script2id] or {{lang2id, script2id}}")
-    for mapping in (lang2id, script2id):
-        if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, int) for k, v in mapping.items()):
-            raise LangsampError(f"{path}: id maps must map codes (str) to ids (int)")
+    _check_maps(lang2id, script2id, path)
     return dict(lang2id), dict(script2id)
+
+
+def _check_maps(lang2id: Any, script2id: Any, path: Path) -> None:
+    for mapping in (lang2id, script2id):
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in mapping.items()
+        ):
+            raise LangsampError(f"{path}: id maps must map codes (str) to non-negative ids (int)")
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -426,58 +576,43 @@ def _maps_from(data: Any, path: Path) -> tuple[dict[str, int], dict[str, int]]:
 
 @dataclass
 class EmbeddingTables:
-    lang: np.ndarray | None
-    script: np.ndarray | None
+    lang: np.ndarray | None    # (num_languages, hidden) float32
+    script: np.ndarray | None  # (num_scripts, hidden) float32
     lang2id: dict[str, int]
     script2id: dict[str, int]
 
 
-def load_embedding_tables(path: str | Path, lang_map: str | Path | None = None) -> EmbeddingTables:
+def load_embedding_tables(path: str | Path, lang_map: LangMap = None) -> EmbeddingTables:
     """Only the learned tables and id maps (no backbone is built): ours or the official format."""
-    path = Path(path)
-    if (path / META_FILE).is_file():
-        from safetensors.numpy import load_file
-
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
-        result = EmbeddingTables(
-            _f32(tables.get("lang_embeddings.weight")), _f32(tables.get("script_embeddings.weight")),
-            meta["lang2id"], meta["script2id"],
-        )
-    elif path.is_dir() and _is_official(path):
-        lang2id, script2id = _resolve_map(path, lang_map)
-        state = _read_official_tables(path)
-        result = EmbeddingTables(_f32(state.get(OFFICIAL_LANG_KEY)), _f32(state.get(OFFICIAL_SCRIPT_KEY)), lang2id, script2id)
+    local = _local_checkpoint(path)
+    if local is not None and (local / META_FILE).is_file():
+        result = _our_tables(local)
+    elif local is not None and _is_official(local):
+        lang2id, script2id = _resolve_map(local, lang_map)
+        lang, script = _official_tables(local, _read_state_dict(local, {OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY}))
+        _check_table_fits(local, lang, lang2id, "language")
+        _check_table_fits(local, script, script2id, "script")
+        result = EmbeddingTables(_f32(lang), _f32(script), lang2id, script2id)
     else:
         result = EmbeddingTables(None, None, {}, {})
     if result.lang is None and result.script is None:
-        raise LangsampError(
-            f"{path}: no LangSAMP language/script embeddings in this checkpoint; pass a checkpoint written by "
-            "'langsamp pretrain' (variant lang/script/both) or the official LangSAMP model"
-        )
+        raise _no_tables_error(path)
     return result
 
 
-def _read_official_tables(path: Path) -> dict[str, torch.Tensor]:
-    wanted = {OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY}
-    found: dict[str, torch.Tensor] = {}
-    for file in _weight_files(path):
-        if file.suffix == ".safetensors":
-            from safetensors import safe_open
+def _our_tables(path: Path) -> EmbeddingTables:
+    from safetensors.numpy import load_file
 
-            with safe_open(str(file), framework="pt") as handle:
-                found.update({k: handle.get_tensor(k) for k in wanted & set(handle.keys())})
-        else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-            found.update({k: state[k] for k in wanted & set(state)})
-    return found
+    meta = _read_meta(path)
+    tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
+    return EmbeddingTables(_f32(tables.get(LANG_KEY)), _f32(tables.get(SCRIPT_KEY)), meta["lang2id"], meta["script2id"])
 
 
 def _f32(table: Any) -> np.ndarray | None:
     if table is None:
         return None
     if isinstance(table, torch.Tensor):
-        table = table.float().numpy()
+        table = table.detach().float().cpu().numpy()
     return np.asarray(table, dtype=np.float32)
 
 
@@ -485,50 +620,47 @@ def _f32(table: Any) -> np.ndarray | None:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("LANGSAMP_CACHE", Path.home() / ".cache" / "langsamp"))
+    """``$XDG_CACHE_HOME/langsamp`` (default ``~/.cache/langsamp``), shared by all checkpoints."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "langsamp"
 
 
 def _file_digest(file: Path) -> str:
-    """sha256 of a file's bytes, remembered per (path, size, mtime) so a large checkpoint is hashed once."""
+    """sha256 of a file's bytes, remembered per (path, inode, size, mtime) so a large checkpoint is hashed once."""
     stat = file.stat()
-    key = hashlib.sha256(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    memo = _cache_root() / "fingerprints" / f"{key}.txt"
-    if memo.is_file():
-        return memo.read_text(encoding="utf-8").strip()
+    identity = f"{file.resolve()}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo = _cache_root() / "fingerprints" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+    try:
+        saved = json.loads(memo.read_text(encoding="utf-8"))
+        if saved.get("identity") == identity:
+            return str(saved["sha256"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
     digest = hashlib.sha256()
     with file.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 22), b""):
             digest.update(chunk)
     value = digest.hexdigest()
     try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(value, encoding="utf-8")
-    except OSError:
+        atomic_write_json(memo, {"identity": identity, "sha256": value})
+    except OSError:  # a read-only home only costs a re-hash next time
         pass
     return value
 
 
-def _local_dir(path_or_name: str) -> Path | None:
-    path = Path(path_or_name)
-    if path.is_dir():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(path_or_name, local_files_only=True))
-    except Exception:  # not in the local HF cache: the name is all we know
-        return None
-
-
 def model_fingerprint(path_or_name: str | Path) -> str:
-    """A short content hash of config + weights (+ LangSAMP tables); a changed model changes it."""
-    directory = _local_dir(str(path_or_name))
+    """A short content hash of config, weights, tables, id maps and tokenizer files; a changed model changes it.
+
+    A hub name is hashed through its local HF-cache snapshot; a name that is not cached hashes the name itself.
+    """
+    directory = Path(path_or_name) if Path(path_or_name).is_dir() else _cached_snapshot(str(path_or_name))
     if directory is None:
         return hashlib.sha256(f"name:{path_or_name}".encode()).hexdigest()[:16]
-    files = [directory / "config.json", *_weight_files(directory), directory / TABLES_FILE]
+    names = ["config.json", *(f.name for f in _weight_files(directory)), TABLES_FILE, META_FILE,
+             *OFFICIAL_MAP_FILES, *TOKENIZER_FILES]
     digest = hashlib.sha256()
-    for file in files:
+    for name in names:
+        file = directory / name
         if file.is_file():
-            digest.update(file.name.encode())
-            digest.update(_file_digest(file).encode())
+            digest.update(f"{name}\0{_file_digest(file)}\n".encode())
     return digest.hexdigest()[:16]

@@ -212,7 +212,6 @@ def test_cli_combined_shows_methods_side_by_side(planted_checkpoint: Path) -> No
     assert "best donor for yue_Hani: zho_Hani" in result.output
 
 
-@pytest.mark.slow
 def test_cli_evaluate_runs_english_and_the_donor(planted_checkpoint: Path, tmp_path: Path) -> None:
     from conftest import SAMPLE_TEXTS
 

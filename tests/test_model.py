@@ -8,6 +8,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, XLMRobertaForMaskedLM
 
+from safetensors.torch import save_file
+
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.model import (
     OFFICIAL_LANG_KEY,
@@ -121,7 +123,8 @@ def test_not_a_masked_lm_is_a_clear_error(tmp_path: Path) -> None:
         build_model(str(tmp_path / "nothing-here"), LANG2ID, SCRIPT2ID)
 
 
-def official_checkpoint(tiny_model_dir: Path, folder: Path, with_map: bool = True) -> tuple[Path, torch.Tensor]:
+def official_checkpoint(tiny_model_dir: Path, folder: Path, with_map: bool = True,
+                        fmt: str = "bin") -> tuple[Path, torch.Tensor]:
     """A checkpoint in the official LangSAMP layout: tables inside the state dict, flags in config.json."""
     mlm = XLMRobertaForMaskedLM.from_pretrained(str(tiny_model_dir))
     state = {k: v.clone() for k, v in mlm.state_dict().items()}
@@ -129,7 +132,10 @@ def official_checkpoint(tiny_model_dir: Path, folder: Path, with_map: bool = Tru
     state[OFFICIAL_LANG_KEY] = lang_table
     state[OFFICIAL_SCRIPT_KEY] = torch.randn(4, mlm.config.hidden_size)
     folder.mkdir()
-    torch.save(state, folder / "pytorch_model.bin")
+    if fmt == "bin":
+        torch.save(state, folder / "pytorch_model.bin")
+    else:
+        save_file(state, str(folder / "model.safetensors"))
     config = mlm.config.to_dict()
     config.update(use_lang_embedding=True, use_script_embedding=True, lang_size=4, script_size=4,
                   architectures=["XLMRobertaForMaskedLM"])
@@ -141,9 +147,12 @@ def official_checkpoint(tiny_model_dir: Path, folder: Path, with_map: bool = Tru
     return folder, lang_table
 
 
-def test_official_format_loads_backbone_head_and_tables(tiny_model_dir: Path, tmp_path: Path) -> None:
-    folder, lang_table = official_checkpoint(tiny_model_dir, tmp_path / "official")
+@pytest.mark.parametrize("fmt", ["bin", "safetensors"])
+def test_official_format_loads_backbone_head_and_tables(tiny_model_dir: Path, tmp_path: Path, capfd, fmt) -> None:
+    folder, lang_table = official_checkpoint(tiny_model_dir, tmp_path / "official", fmt=fmt)
+    capfd.readouterr()
     model = load_checkpoint(folder, require_tables=True).eval()
+    assert capfd.readouterr() == ("", "")  # no warnings about the two table keys, no progress bars
     assert model.variant == "both" and model.lang2id == LANG2ID
     assert torch.equal(model.lang_embeddings.weight.data, lang_table)
     plain = XLMRobertaForMaskedLM.from_pretrained(str(tiny_model_dir)).eval()
@@ -187,7 +196,7 @@ def test_real_official_id_map(shared_data: Path) -> None:
 
 
 def test_fingerprint_changes_with_the_weights(model, tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("LANGSAMP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     ckpt = save_checkpoint(model, tokenizer, tmp_path / "a")
     first = model_fingerprint(ckpt)
@@ -196,3 +205,81 @@ def test_fingerprint_changes_with_the_weights(model, tiny_model_dir: Path, tmp_p
         model.mlm.base_model.embeddings.word_embeddings.weight[5, 0] += 1.0
     save_checkpoint(model, tokenizer, tmp_path / "a")
     assert model_fingerprint(ckpt) != first
+
+
+def test_state_dict_holds_each_weight_once(model) -> None:
+    expected = {f"mlm.{key}" for key in model.mlm.state_dict()} | {"lang_embeddings.weight", "script_embeddings.weight"}
+    assert set(model.state_dict()) == expected
+    assert model.lm_head is model.mlm.lm_head
+
+
+def test_tables_start_random_with_the_model_init_scale(model) -> None:
+    std = model.mlm.config.initializer_range
+    weights = model.lang_embeddings.weight.detach()
+    assert weights.abs().sum() > 0 and abs(weights.std().item() - std) < 0.5 * std
+
+
+def test_continuing_keeps_rows_by_code_under_the_callers_map(model, tiny_model_dir: Path, tmp_path: Path) -> None:
+    ckpt = save_checkpoint(model, None, tmp_path / "ckpt")
+    new_langs = {"deu": 0, "eng": 1, "zho": 2}  # eng keeps id 1, zho moves from 3 to 2, deu is new
+    continued = build_model(str(ckpt), new_langs, SCRIPT2ID, variant="both")
+    assert continued.lang2id == new_langs and continued.lang_embeddings.weight.shape[0] == 3
+    old = model.lang_embeddings.weight.detach()
+    new = continued.lang_embeddings.weight.detach()
+    assert torch.equal(new[1], old[1]) and torch.equal(new[2], old[3])
+    assert not any(torch.equal(new[0], row) for row in old)
+    assert torch.equal(continued.script_embeddings.weight, model.script_embeddings.weight)
+    lang_only = build_model(str(ckpt), LANG2ID, SCRIPT2ID, variant="lang")
+    assert lang_only.script_embeddings is None and torch.equal(lang_only.lang_embeddings.weight, old)
+
+
+def test_vanilla_checkpoint_is_refused_when_tables_are_required(tiny_model_dir: Path, tmp_path: Path) -> None:
+    vanilla = build_model(str(tiny_model_dir), LANG2ID, SCRIPT2ID, variant="vanilla")
+    ckpt = save_checkpoint(vanilla, None, tmp_path / "vanilla")
+    assert not (ckpt / "langsamp_embeddings.safetensors").exists()
+    assert load_checkpoint(ckpt).variant == "vanilla"
+    with pytest.raises(LangsampError, match=f"{ckpt}: no LangSAMP"):
+        load_checkpoint(ckpt, require_tables=True)
+
+
+def test_bert_family_from_a_config(tmp_path: Path) -> None:
+    from transformers import BertConfig
+
+    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    bert = build_model("unused", LANG2ID, SCRIPT2ID, variant="lang", from_scratch_config=config).eval()
+    inputs = batch(120)
+    with torch.no_grad():
+        bert.lang_embeddings.weight.zero_()
+        assert torch.allclose(bert(**inputs, lang_ids=torch.tensor([0, 1, 2])).loss, bert.mlm(**inputs).loss, atol=1e-5)
+    ckpt = save_checkpoint(bert, None, tmp_path / "bert")
+    _, info = AutoModel.from_pretrained(str(ckpt), output_loading_info=True)
+    assert all("pooler" in key for key in info["missing_keys"])
+    assert load_embedding_tables(ckpt).script is None
+
+
+def test_official_tables_must_match_the_config_and_the_map(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder, _ = official_checkpoint(tiny_model_dir, tmp_path / "official")
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"lang2id": {"eng": 0}, "script2id": {"Latn": 0}}))
+    (folder / "full_dicts.pkl").unlink()
+    with pytest.raises(LangsampError, match="--lang-map"):
+        build_model(str(folder), {"eng": 0}, {"Latn": 0})  # a partial map cannot stand in for the official one
+    big = {f"l{i:02d}": i for i in range(9)}
+    (folder / "full_dicts.json").write_text(json.dumps({"lang2id": big, "script2id": SCRIPT2ID}))
+    with pytest.raises(LangsampError, match="id 8 but the language table has 4 rows"):
+        load_embedding_tables(folder)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    del state[OFFICIAL_SCRIPT_KEY]
+    torch.save(state, folder / "pytorch_model.bin")
+    (folder / "full_dicts.json").unlink()
+    with pytest.raises(LangsampError, match="config.json enables the table"):
+        load_checkpoint(folder, lang_map=small)
+
+
+def test_loading_prints_nothing(model, tmp_path: Path, capfd) -> None:
+    ckpt = save_checkpoint(model, None, tmp_path / "ckpt")
+    capfd.readouterr()
+    load_checkpoint(ckpt)
+    assert capfd.readouterr() == ("", "")

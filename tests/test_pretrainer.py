@@ -1,0 +1,249 @@
+"""The pretraining loop: exact resume, checkpoints, output-dir safety, early stopping, language maps, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from langsamp_cli.errors import LangsampError
+from langsamp_cli.model import load_checkpoint
+from langsamp_cli.pretrain.config import PRESETS, build_config
+from langsamp_cli.pretrain.trainer import (STATE_FILE, TrainState, evaluate_and_maybe_stop, parameter_hash, pretrain,
+                                           read_log)
+from tests.conftest import SAMPLE_TEXTS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for lang_script in ("eng_Latn", "spa_Latn", "rus_Cyrl", "ell_Grek"):
+        lines = [f"{s} {i}" for i in range(12) for s in SAMPLE_TEXTS[lang_script]]
+        (root / f"{lang_script}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def tiny_config(corpus_dir: Path, tokenizer_dir: Path, output_dir: Path, **overrides):
+    settings = dict(corpus=str(corpus_dir), model="tiny", tokenizer=str(tokenizer_dir), output_dir=str(output_dir),
+                    max_seq_len=32, batch_size=2, grad_accum=2, max_steps=6, save_every=2, keep_last=2,
+                    log_every=1, warmup_steps=2, lr=1e-3, seed=5)
+    settings.update(overrides)
+    return build_config("demo", None, settings)
+
+
+def run(config, **kwargs):
+    return pretrain(config, progress=False, **kwargs)
+
+
+def loss_log(output_dir: Path) -> list[tuple]:
+    return [(r["step"], r["loss"], r["lr"], r["chunks_per_language"]) for r in read_log(output_dir / "log.jsonl")
+            if "loss" in r]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(corpus_dir, tiny_model_dir, tmp_path) -> None:
+    straight = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "straight"))
+    assert straight.steps == 6 and straight.final_dir.is_dir()
+
+    interrupted = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "resumed"), stop_after_steps=3)
+    assert interrupted.final_dir is None and not (tmp_path / "resumed" / "final").exists()
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step-2", "step-3"]
+    resumed = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "resumed"), resume=True)
+    assert resumed.steps == 6
+
+    expected = loss_log(tmp_path / "straight")
+    assert [r[0] for r in expected] == [1, 2, 3, 4, 5, 6]
+    assert loss_log(tmp_path / "resumed") == expected
+    for name in ("model.safetensors", "langsamp_embeddings.safetensors"):
+        a, b = load_file(str(straight.final_dir / name)), load_file(str(resumed.final_dir / name))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.allclose(a[key], b[key], atol=1e-6), key
+
+
+def test_checkpoints_logs_and_final_model(corpus_dir, tiny_model_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    result = run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=5, keep_last=2, log_every=2))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-4", "step-5"]   # keep_last 2
+    state = torch.load(out / "checkpoints" / "step-5" / STATE_FILE, weights_only=False)
+    assert state["step"] == 5 and state["world_size"] == 1
+    assert {"sampler", "collator", "rng"} <= set(state["ranks"][0])
+    assert {"python", "numpy", "torch", "cuda"} == set(state["ranks"][0]["rng"])
+    records = read_log(out / "log.jsonl")
+    assert [r["step"] for r in records] == [2, 4, 5]
+    assert all(r["tokens_per_s"] > 0 and r["loss"] > 0 for r in records)
+    # chunks per language sum to the chunks drawn: steps x batch x grad_accum
+    assert sum(records[-1]["chunks_per_language"].values()) == 5 * 2 * 2
+    model = load_checkpoint(result.final_dir)
+    assert model.variant == "both"
+    assert model.lang2id == {"ell": 0, "eng": 1, "rus": 2, "spa": 3}
+    assert model.script2id == {"Cyrl": 0, "Grek": 1, "Latn": 2}
+    final_hash = parameter_hash(load_checkpoint(out / "checkpoints" / "step-5").mlm)
+    assert parameter_hash(model.mlm) == final_hash
+    from transformers import AutoModelForMaskedLM
+    AutoModelForMaskedLM.from_pretrained(str(result.final_dir))  # a plain HF checkpoint too
+
+
+def test_existing_output_dir_is_never_overwritten_silently(corpus_dir, tiny_model_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=2))
+    before = (out / "final" / "model.safetensors").read_bytes()
+    with pytest.raises(LangsampError, match="holds a finished run.*--overwrite.*--resume"):
+        run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=2))
+    assert (out / "final" / "model.safetensors").read_bytes() == before
+    result = run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=2), resume=True)  # nothing left to do
+    assert result.steps == 2 and (out / "final" / "model.safetensors").read_bytes() == before
+
+    other = tmp_path / "not_a_run"
+    other.mkdir()
+    (other / "notes.txt").write_text("precious")
+    with pytest.raises(LangsampError, match="not a pretraining run; refusing to --overwrite"):
+        run(tiny_config(corpus_dir, tiny_model_dir, other), overwrite=True)
+    assert (other / "notes.txt").read_text() == "precious"
+    with pytest.raises(LangsampError, match="already exists"):
+        run(tiny_config(corpus_dir, tiny_model_dir, other))
+
+
+def test_continued_pretraining_reuses_the_mapping_and_rejects_unknown_languages(corpus_dir, tiny_model_dir,
+                                                                                tmp_path) -> None:
+    first = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "first", max_steps=1, languages=["eng_Latn",
+                                                                                                     "rus_Cyrl"]))
+    continued = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "second", model=str(first.final_dir),
+                                from_scratch=False, tokenizer=None, max_steps=1, languages=["eng_Latn"]))
+    model = load_checkpoint(continued.final_dir)
+    assert model.lang2id == {"eng": 0, "rus": 1} and model.script2id == {"Cyrl": 0, "Latn": 1}
+    with pytest.raises(LangsampError, match=r"lacks corpus language-script\(s\) ell_Grek, spa_Latn"):
+        run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "third", model=str(first.final_dir),
+                        from_scratch=False, tokenizer=None, max_steps=1))
+
+
+def test_early_stopping_keeps_the_best_model(corpus_dir, tiny_model_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    calls = []
+
+    def stop_at_second_eval(step: int, metrics: dict[str, float]) -> bool:
+        calls.append((step, metrics))
+        return len(calls) == 2
+
+    result = run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=10, eval_every=2, eval_lines=5),
+                 early_stop=stop_at_second_eval)
+    assert result.stopped_early and result.steps == 4
+    assert [step for step, _ in calls] == [2, 4]
+    assert set(calls[0][1]) == {"eval_loss"} | {f"eval_loss/{k}" for k in ("ell_Grek", "eng_Latn", "rus_Cyrl",
+                                                                           "spa_Latn")}
+    evals = [r for r in read_log(out / "log.jsonl") if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [2, 4] and evals[-1]["stopped_early"]
+    assert (out / "best" / "langsamp.json").is_file() and (out / "final" / "langsamp.json").is_file()
+
+
+def test_patience_counts_evaluations_without_improvement(monkeypatch, tmp_path) -> None:
+    from langsamp_cli.pretrain import trainer
+
+    losses = iter([3.0, 2.0, 2.5, 2.0, 2.1])
+    monkeypatch.setattr(trainer, "heldout_losses", lambda *a, **k: {"eng_Latn": next(losses)})
+    monkeypatch.setattr("langsamp_cli.model.save_checkpoint", lambda model, tok, path: Path(path).mkdir(
+        parents=True, exist_ok=True))
+
+    class OneProcess:
+        is_main_process, num_processes = True, 1
+
+        def unwrap_model(self, model):
+            return model
+
+    config = build_config("demo", None, dict(patience=2, eval_every=1))
+    state = TrainState()
+    stopped_at = None
+    for step in range(1, 6):
+        state.step = step
+        evaluate_and_maybe_stop(None, {"eng_Latn": []}, None, state, config, OneProcess(), tmp_path,
+                                None, lambda *a, **k: None)
+        if state.stopped_early:
+            stopped_at = step
+            break
+    # 3.0 best, 2.0 best, 2.5 worse (1), 2.0 not better (2) -> stop at the 4th evaluation
+    assert stopped_at == 4 and state.best_step == 2 and state.best_eval == 2.0
+
+
+def test_config_precedence_and_presets(tmp_path) -> None:
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("max-steps: 77\nlr: 0.01\nbatch_size: 3\n")
+    config = build_config("paper", yaml_file, {"lr": 0.5, "batch_size": None})
+    assert (config.max_steps, config.lr, config.batch_size) == (77, 0.5, 3)
+    assert config.grad_accum == PRESETS["paper"]["grad_accum"] == 8
+    paper = build_config("paper")
+    assert paper.batch_size * paper.grad_accum * 4 == 1024 and paper.max_seq_len == 512
+    assert (paper.max_steps, paper.save_every, paper.lr, paper.alpha) == (150_000, 5000, 5e-5, 0.3)
+    assert (paper.adam_betas, paper.adam_eps) == ((0.9, 0.999), 1e-6)
+    (tmp_path / "bad.yaml").write_text("learning_rate: 1\n")
+    with pytest.raises(LangsampError, match="bad.yaml: unknown setting.*learning_rate"):
+        build_config("demo", tmp_path / "bad.yaml")
+    assert build_config("demo", None, {"lang_emb": False}).variant == "script"
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "langsamp_cli", "pretrain", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_cli_bad_input_is_one_line_error(tmp_path) -> None:
+    from langsamp_cli.cli import main
+
+    for args, pattern in (
+        (["--corpus", str(tmp_path / "missing")], "corpus directory not found"),
+        (["--mixed-precision", "fp8", "--output-dir", str(tmp_path / "o")], "--mixed-precision fp8: choose one of"),
+        (["--preset", "huge"], "--preset huge: choose one of demo, paper"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["pretrain", *args])
+        assert info.value.code == 2, args
+
+
+def test_cli_error_output_is_a_single_line(tmp_path) -> None:
+    bad = tmp_path / "corpus"
+    bad.mkdir()
+    (bad / "english.txt").write_text("hi\n")
+    result = cli("--corpus", str(bad), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "english.txt: name is not a language-script id" in lines[0]
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_leaves_no_partial_checkpoint_and_resume_works(corpus_dir, tiny_model_dir,
+                                                                       tmp_path) -> None:
+    out = tmp_path / "run"
+    args = ["--corpus", str(corpus_dir), "--model", "tiny", "--tokenizer", str(tiny_model_dir), "--output-dir",
+            str(out), "--max-seq-len", "32", "--batch-size", "2", "--save-every", "1", "--keep-last", "3",
+            "--log-every", "1", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "langsamp_cli", "pretrain", *args, "--max-steps", "100000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (out / "checkpoints" / "step-4").exists():
+            time.sleep(0.05)
+        time.sleep(0.13)  # land somewhere inside a later step or save
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    visible = [p for p in (out / "checkpoints").iterdir() if not p.name.startswith(".")]
+    assert visible, "the run should have written checkpoints before the kill"
+    for checkpoint in visible:
+        assert (checkpoint / STATE_FILE).is_file() and (checkpoint / "model.safetensors").is_file()
+        assert (checkpoint / "langsamp.json").is_file()
+    assert not (out / "final").exists()
+    last = max(int(p.name[5:]) for p in visible)
+    result = cli(*args, "--resume", "--max-steps", str(last + 2))
+    assert result.returncode == 0, result.stderr
+    assert (out / "final" / "model.safetensors").is_file()
+    steps = [r["step"] for r in read_log(out / "log.jsonl") if "loss" in r]
+    assert steps == list(range(1, last + 3))
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
