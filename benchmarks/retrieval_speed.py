@@ -6,11 +6,14 @@ mean pooling of every layer, layer 8 kept, both sides (English too) encoded for 
 faiss ``IndexFlatL2`` per language, batch size 128 (the official ``.sh``). The model is loaded once
 (the official script reloads it for every file, so the baseline here is, if anything, flattered).
 Batch size never changes a number, so each side runs at its own default (ours: 32); the SR-T
-baseline is also timed at batch 32 and reported as ``official_style_same_batch_s``.
+baseline is also timed at batch 32 and reported as ``official_style_same_batch_cpu_s``.
 
 Ours: ``SentenceEncoder`` (first 8 blocks only, length-sorted batches, inference mode, English
 dedupe, disk cache) + ``score_pairs``. Cold = empty cache (model load and fingerprint included);
 warm = a second run over the same cache. Accuracies must be identical (asserted).
+
+Timing: both sides run with the same torch thread count (default 1) and are compared on process
+CPU time, which other jobs on a shared machine barely disturb; wall time is reported too.
 
 Memory: resident-set growth and the Python/numpy heap peak (tracemalloc), measured in a fresh
 subprocess per size while the real runner scores 5, 10, 20 languages; it must stay flat.
@@ -122,10 +125,26 @@ def official_accuracy(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {f"acc@{k}": hits[k] / len(predictions) for k in (1, 5, 10)}
 
 
-def run_official(model_dir: Path, data: list[ParallelPairs], batch_size: int) -> tuple[float, dict]:
+class Timer:
+    """Wall and process-CPU seconds; CPU time barely moves when other jobs share the machine."""
+
+    def __enter__(self) -> "Timer":
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def run_official(model_dir: Path, data: list[ParallelPairs], batch_size: int) -> tuple[Timer, dict]:
+    with Timer() as timer:
+        scores = _official_loop(model_dir, data, batch_size)
+    return timer, scores
+
+
+def _official_loop(model_dir: Path, data: list[ParallelPairs], batch_size: int) -> dict:
     from transformers import AutoModel, AutoTokenizer
 
-    start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     scores = {}
@@ -133,26 +152,26 @@ def run_official(model_dir: Path, data: list[ParallelPairs], batch_size: int) ->
         target = official_embed(model, tokenizer, pairs.target, batch_size)
         english = official_embed(model, tokenizer, pairs.english, batch_size)
         scores[pairs.lang_script] = official_accuracy(target[LAYER - 1], english[LAYER - 1])  # index 7
-    return time.perf_counter() - start, scores
+    return scores
 
 
 # ---------------------------------------------------------------------------- ours
-def run_ours(model_dir: Path, data: list[ParallelPairs], batch_size: int, cache_dir: Path) -> tuple[float, dict, int]:
-    start = time.perf_counter()
-    encoder = SentenceEncoder(str(model_dir), layer=LAYER, batch_size=batch_size, cache_dir=cache_dir)
-    scores = {pairs.lang_script: score_pairs(pairs, encoder) for pairs in data}
-    return time.perf_counter() - start, scores, encoder.sentences_encoded
+def run_ours(model_dir: Path, data: list[ParallelPairs], batch_size: int, cache_dir: Path) -> tuple[Timer, dict, int]:
+    with Timer() as timer:
+        encoder = SentenceEncoder(str(model_dir), layer=LAYER, batch_size=batch_size, cache_dir=cache_dir)
+        scores = {pairs.lang_script: score_pairs(pairs, encoder) for pairs in data}
+    return timer, scores, encoder.sentences_encoded
 
 
 def compare(task: str, model_dir: Path, data: list[ParallelPairs], batch_size: int, official_batch_size: int,
             work: Path, same_batch_baseline: bool, repeats: int) -> dict:
-    """Best of ``repeats`` for every timing (the machine is shared; the minimum is the least noisy)."""
+    """Best of ``repeats`` (by CPU time) for every timing; speedups are CPU-time ratios."""
     official_runs = [run_official(model_dir, data, official_batch_size) for _ in range(repeats)]
     cold_runs = [run_ours(model_dir, data, batch_size, work / f"cache-{task}-{r}") for r in range(repeats)]
     warm_runs = [run_ours(model_dir, data, batch_size, work / f"cache-{task}-0") for _ in range(repeats)]
-    official_s, official_scores = min(official_runs, key=lambda run: run[0])
-    cold_s, cold_scores, encoded = min(cold_runs, key=lambda run: run[0])
-    warm_s, warm_scores, warm_encoded = min(warm_runs, key=lambda run: run[0])
+    official_t, official_scores = min(official_runs, key=lambda run: run[0].cpu)
+    cold_t, cold_scores, encoded = min(cold_runs, key=lambda run: run[0].cpu)
+    warm_t, warm_scores, warm_encoded = min(warm_runs, key=lambda run: run[0].cpu)
     assert all(run[1] == official_scores for run in official_runs + cold_runs + warm_runs), \
         f"{task}: accuracies differ from the official-style loop"
     assert warm_encoded == 0
@@ -162,23 +181,23 @@ def compare(task: str, model_dir: Path, data: list[ParallelPairs], batch_size: i
         "pairs_per_language": [len(p) for p in data],
         "sentences_official_encodes": sentences,
         "sentences_we_encode_cold": encoded,
-        "official_style_s": round(official_s, 2),
-        "ours_cold_s": round(cold_s, 2),
-        "ours_warm_s": round(warm_s, 2),
-        "speedup_cold": round(official_s / cold_s, 2),
-        "speedup_warm": round(official_s / warm_s, 2),
-        "all_runs_s": {"official_style": [round(r[0], 2) for r in official_runs],
-                       "ours_cold": [round(r[0], 2) for r in cold_runs], "ours_warm": [round(r[0], 2) for r in warm_runs]},
+        "cpu_s": {"official_style": round(official_t.cpu, 2), "ours_cold": round(cold_t.cpu, 2),
+                  "ours_warm": round(warm_t.cpu, 2)},
+        "wall_s": {"official_style": round(official_t.wall, 2), "ours_cold": round(cold_t.wall, 2),
+                   "ours_warm": round(warm_t.wall, 2)},
+        "speedup_cold": round(official_t.cpu / cold_t.cpu, 2),
+        "speedup_warm": round(official_t.cpu / warm_t.cpu, 2),
+        "speedup_cold_wall": round(official_t.wall / cold_t.wall, 2),
         "identical_accuracies": True,
         "batch_size": {"official_style": official_batch_size, "ours": batch_size},
         "mean_acc@10": round(float(np.mean([s["acc@10"] for s in cold_scores.values()])), 4),
     }
     if same_batch_baseline:
-        same_s, same_scores = min((run_official(model_dir, data, batch_size) for _ in range(repeats)),
-                                  key=lambda run: run[0])
+        same_t, same_scores = min((run_official(model_dir, data, batch_size) for _ in range(repeats)),
+                                  key=lambda run: run[0].cpu)
         assert same_scores == official_scores
-        row["official_style_same_batch_s"] = round(same_s, 2)
-        row["speedup_cold_same_batch"] = round(same_s / cold_s, 2)
+        row["official_style_same_batch_cpu_s"] = round(same_t.cpu, 2)
+        row["speedup_cold_same_batch"] = round(same_t.cpu / cold_t.cpu, 2)
     print(f"{task}: {json.dumps(row)}", flush=True)
     return row
 
@@ -225,7 +244,7 @@ def measure_memory(model_dir: Path, counts: list[int], n_pairs: int, batch_size:
     rows = []
     for count in counts:
         result = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(count), "--model-dir", str(model_dir),
+            [sys.executable, __file__, "--memory-child", str(count), "--model-dir", str(model_dir), "--threads", "1",
              "--memory-pairs", str(n_pairs), "--batch-size", str(batch_size)],
             capture_output=True, text=True, check=True,
         )
@@ -248,7 +267,7 @@ def measure_memory(model_dir: Path, counts: list[int], n_pairs: int, batch_size:
     rows = []
     for count in counts:
         result = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(count), "--model-dir", str(model_dir),
+            [sys.executable, __file__, "--memory-child", str(count), "--model-dir", str(model_dir), "--threads", "1",
              "--memory-pairs", str(n_pairs), "--batch-size", str(batch_size)],
             capture_output=True, text=True, check=True,
         )
@@ -265,7 +284,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="pairs per language for the timing runs")
     parser.add_argument("--batch-size", type=int, default=32, help="ours (the SentenceEncoder default)")
     parser.add_argument("--official-batch-size", type=int, default=128, help="the official .sh value")
-    parser.add_argument("--repeats", type=int, default=2, help="timings are the best of this many runs")
+    parser.add_argument("--repeats", type=int, default=1, help="timings are the best of this many runs")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for both sides (1: CPU time stays meaningful on a shared machine)")
     parser.add_argument("--memory-counts", default="5,10,20")
     parser.add_argument("--memory-pairs", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="3 languages x 40 pairs, memory at 2,4")
@@ -273,6 +294,7 @@ def main() -> None:
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(args.model_dir, args.memory_child, args.memory_pairs, args.batch_size)
         return

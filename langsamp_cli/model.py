@@ -134,7 +134,7 @@ class LangSAMPForMaskedLM(nn.Module):
                               logits=logits if return_logits else None, targets=targets if return_logits else None)
 
     def tables(self) -> dict[str, torch.Tensor]:
-        """The learned tables under their checkpoint names (``lang_embeddings.weight``, ``script_embeddings.weight``)."""
+        """The learned tables under their checkpoint names (``lang_embeddings.weight``, ...)."""
         found = {LANG_KEY: self.lang_embeddings, SCRIPT_KEY: self.script_embeddings}
         return {key: table.weight for key, table in found.items() if table is not None}
 
@@ -393,7 +393,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
         variant_flags(meta["variant"])
         _check_maps(meta["lang2id"], meta["script2id"], path / META_FILE)
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise LangsampError(f"{path / META_FILE}: unreadable LangSAMP metadata ({err!r}); re-save the checkpoint") from None
+        raise LangsampError(f"{path / META_FILE}: unreadable LangSAMP metadata ({err!r}); "
+                            "re-save the checkpoint") from None
     return meta
 
 
@@ -470,14 +471,14 @@ def _resolve_map(path: Path, lang_map: LangMap) -> IdMaps:
     )
 
 
-def _official_flags(path: Path) -> tuple[dict[str, Any], bool, bool]:
-    fields = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    return fields, bool(fields.get("use_lang_embedding", True)), bool(fields.get("use_script_embedding", True))
+def _official_config(path: Path) -> dict[str, Any]:
+    return json.loads((path / "config.json").read_text(encoding="utf-8"))
 
 
 def _official_tables(path: Path, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The tables the official config says it uses; a flagged table missing from the weights is an error."""
-    _, use_lang, use_script = _official_flags(path)
+    fields = _official_config(path)
+    use_lang, use_script = bool(fields.get("use_lang_embedding", True)), bool(fields.get("use_script_embedding", True))
     tables = []
     for used, key in ((use_lang, OFFICIAL_LANG_KEY), (use_script, OFFICIAL_SCRIPT_KEY)):
         if used and key not in state:
@@ -497,14 +498,15 @@ def _load_official(path: Path, lang_map: LangMap) -> LangSAMPForMaskedLM:
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
     lang2id, script2id = _resolve_map(path, lang_map)
-    fields, _, _ = _official_flags(path)
+    fields = _official_config(path)
     state = _read_state_dict(path)
     lang_table, script_table = _official_tables(path, state)
     _check_table_fits(path, lang_table, lang2id, "language")
     _check_table_fits(path, script_table, script2id, "script")
     for key in (OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY):
         state.pop(key, None)
-    plain = {k: v for k, v in fields.items() if k not in OFFICIAL_CONFIG_FIELDS and k not in ("architectures", "auto_map")}
+    dropped = (*OFFICIAL_CONFIG_FIELDS, "architectures", "auto_map")
+    plain = {k: v for k, v in fields.items() if k not in dropped}
     mlm = XLMRobertaForMaskedLM(XLMRobertaConfig(**plain))
     result = mlm.load_state_dict(state, strict=False)
     tied_or_buffers = ("position_ids", "lm_head.decoder.weight", "lm_head.decoder.bias")
@@ -534,7 +536,8 @@ class _DataOnlyUnpickler(pickle.Unpickler):
 
 
 def read_id_map(path: str | Path) -> IdMaps:
-    """The official ``full_dicts.pkl`` ([id2lang, id2script, lang2id, script2id]) or its JSON twin -> (lang2id, script2id)."""
+    """(lang2id, script2id) from the official ``full_dicts.pkl`` ([id2lang, id2script, lang2id, script2id])
+    or its JSON twin ({"lang2id": ..., "script2id": ...})."""
     path = Path(path)
     if not path.is_file():
         raise LangsampError(f"--lang-map {path}: file not found; pass the official full_dicts.pkl or full_dicts.json")

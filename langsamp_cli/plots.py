@@ -90,7 +90,9 @@ def _robust_bound(matrix: np.ndarray) -> float:
     """Colour limit for a signed matrix: the 90th percentile of |value|, so one pair with a near-zero
     baseline (a huge percentage) does not wash out the rest; the printed numbers stay exact."""
     finite = np.abs(matrix[np.isfinite(matrix)])
-    return float(np.percentile(finite, 90)) or 1.0 if finite.size else 1.0
+    if finite.size == 0:
+        return 1.0
+    return float(np.percentile(finite, 90)) or 1.0
 
 
 def _text_colour(rgba: tuple) -> str:
@@ -132,7 +134,8 @@ def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, improveme
     _draw_heatmap(axes[0], baseline, labels, f"baseline: {baseline_name}", ".2f", "viridis", vmin, vmax)
     image = _draw_heatmap(axes[1], ours, labels, f"ours: {ours_name}", ".2f", "viridis", vmin, vmax)
     fig.colorbar(image, ax=axes[:2].tolist(), fraction=0.023, pad=0.02)
-    diff = _draw_heatmap(axes[2], _off_diagonal(improvement), labels, "improvement (ours - baseline) / |baseline|, %", ".1f",
+    diff = _draw_heatmap(axes[2], _off_diagonal(improvement), labels,
+                         "improvement (ours - baseline) / |baseline|, %", ".1f",
                          "RdBu", center_zero=True)
     fig.colorbar(diff, ax=axes[2], fraction=0.046, pad=0.04)
     return save_figure(fig, stem)

@@ -135,7 +135,8 @@ def test_missing_lang2vec_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch
 
 # ---------------------------------------------------------------------------- candidates
 def test_candidates_from_task_training_data(tmp_path: Path) -> None:
-    for lang, splits in (("eng_Latn", ("train", "dev", "test")), ("zho_Hans", ("train", "dev")), ("yue_Hant", ("test",))):
+    layout = (("eng_Latn", ("train", "dev", "test")), ("zho_Hans", ("train", "dev")), ("yue_Hant", ("test",)))
+    for lang, splits in layout:
         (tmp_path / lang).mkdir()
         for split in splits:
             (tmp_path / lang / f"{split}.tsv").write_text("index_id\tcategory\ttext\n1\thealth\tx\n", encoding="utf-8")
@@ -223,7 +224,8 @@ def test_cli_evaluate_runs_english_and_the_donor(planted_checkpoint: Path, tmp_p
             (tmp_path / "sib" / lang / f"{split}.tsv").write_text("index_id\tcategory\ttext\n" + "\n".join(rows) + "\n",
                                                                   encoding="utf-8")
     result = run_cli(["donor", "--target", "yue_Hani", "--model", str(planted_checkpoint), "--json",
-                      "--evaluate", "sib200", "--data-dir", str(tmp_path / "sib"), "--output-dir", str(tmp_path / "out"),
+                      "--evaluate", "sib200", "--data-dir", str(tmp_path / "sib"),
+                      "--output-dir", str(tmp_path / "out"),
                       "--eval-option", "epochs=1", "--eval-option", "labels=[health, sports]"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)

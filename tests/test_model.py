@@ -283,3 +283,10 @@ def test_loading_prints_nothing(model, tmp_path: Path, capfd) -> None:
     capfd.readouterr()
     load_checkpoint(ckpt)
     assert capfd.readouterr() == ("", "")
+
+
+def test_fingerprint_of_an_uncached_hub_name_is_the_name(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = model_fingerprint("nobody-langsamp-test/not-a-cached-model")
+    assert first == model_fingerprint("nobody-langsamp-test/not-a-cached-model")
+    assert first != model_fingerprint("nobody-langsamp-test/another-model") and len(first) == 16

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,7 +20,17 @@ from langsamp_cli.pretrain.trainer import (STATE_FILE, TrainState, evaluate_and_
                                            read_log)
 from tests.conftest import SAMPLE_TEXTS
 
-REPO = Path(__file__).resolve().parents[1]
+SUBPROCESS_ENV = {"COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest single-threaded; on a busy 2-core machine, 2 threads can be 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +42,27 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def tiny_config(corpus_dir: Path, tokenizer_dir: Path, output_dir: Path, **overrides):
-    settings = dict(corpus=str(corpus_dir), model="tiny", tokenizer=str(tokenizer_dir), output_dir=str(output_dir),
-                    max_seq_len=32, batch_size=2, grad_accum=2, max_steps=6, save_every=2, keep_last=2,
-                    log_every=1, warmup_steps=2, lr=1e-3, seed=5)
-    settings.update(overrides)
-    return build_config("demo", None, settings)
+@pytest.fixture(scope="module")
+def small_arch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide XLM-R config (from scratch through AutoConfig): keeps every run here to seconds."""
+    from transformers import XLMRobertaConfig
+
+    path = tmp_path_factory.mktemp("arch")
+    XLMRobertaConfig(vocab_size=10, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=66, type_vocab_size=1).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def make_config(corpus_dir: Path, tiny_model_dir: Path, small_arch: Path):
+    """Settings for a few-step run of the small model on the test corpus (the tokenizer of tiny_model_dir)."""
+    def make(output_dir: Path, **overrides):
+        settings = dict(corpus=str(corpus_dir), model=str(small_arch), from_scratch=True,
+                        tokenizer=str(tiny_model_dir), output_dir=str(output_dir), max_seq_len=32, batch_size=2,
+                        grad_accum=2, max_steps=6, save_every=2, keep_last=2, log_every=1, warmup_steps=2,
+                        lr=1e-3, seed=5)
+        return build_config("demo", None, {**settings, **overrides})
+    return make
 
 
 def run(config, **kwargs):
@@ -50,14 +74,14 @@ def loss_log(output_dir: Path) -> list[tuple]:
             if "loss" in r]
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(corpus_dir, tiny_model_dir, tmp_path) -> None:
-    straight = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "straight"))
+def test_resume_continues_exactly_like_an_uninterrupted_run(make_config, tmp_path) -> None:
+    straight = run(make_config(tmp_path / "straight"))
     assert straight.steps == 6 and straight.final_dir.is_dir()
 
-    interrupted = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "resumed"), stop_after_steps=3)
+    interrupted = run(make_config(tmp_path / "resumed"), stop_after_steps=3)
     assert interrupted.final_dir is None and not (tmp_path / "resumed" / "final").exists()
     assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step-2", "step-3"]
-    resumed = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "resumed"), resume=True)
+    resumed = run(make_config(tmp_path / "resumed"), resume=True)
     assert resumed.steps == 6
 
     expected = loss_log(tmp_path / "straight")
@@ -70,9 +94,9 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(corpus_dir, tiny_mod
             assert torch.allclose(a[key], b[key], atol=1e-6), key
 
 
-def test_checkpoints_logs_and_final_model(corpus_dir, tiny_model_dir, tmp_path) -> None:
+def test_checkpoints_logs_and_final_model(make_config, tmp_path) -> None:
     out = tmp_path / "run"
-    result = run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=5, keep_last=2, log_every=2))
+    result = run(make_config(out, max_steps=5, keep_last=2, log_every=2))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-4", "step-5"]   # keep_last 2
     state = torch.load(out / "checkpoints" / "step-5" / STATE_FILE, weights_only=False)
     assert state["step"] == 5 and state["world_size"] == 1
@@ -93,40 +117,39 @@ def test_checkpoints_logs_and_final_model(corpus_dir, tiny_model_dir, tmp_path) 
     AutoModelForMaskedLM.from_pretrained(str(result.final_dir))  # a plain HF checkpoint too
 
 
-def test_existing_output_dir_is_never_overwritten_silently(corpus_dir, tiny_model_dir, tmp_path) -> None:
+def test_existing_output_dir_is_never_overwritten_silently(make_config, tmp_path) -> None:
     out = tmp_path / "run"
-    run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=2))
+    run(make_config(out, max_steps=2))
     before = (out / "final" / "model.safetensors").read_bytes()
     with pytest.raises(LangsampError, match="holds a finished run.*--overwrite.*--resume"):
-        run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=2))
+        run(make_config(out, max_steps=2))
     assert (out / "final" / "model.safetensors").read_bytes() == before
-    result = run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=2), resume=True)  # nothing left to do
+    result = run(make_config(out, max_steps=2), resume=True)  # nothing left to do
     assert result.steps == 2 and (out / "final" / "model.safetensors").read_bytes() == before
 
     other = tmp_path / "not_a_run"
     other.mkdir()
     (other / "notes.txt").write_text("precious")
     with pytest.raises(LangsampError, match="not a pretraining run; refusing to --overwrite"):
-        run(tiny_config(corpus_dir, tiny_model_dir, other), overwrite=True)
+        run(make_config(other), overwrite=True)
     assert (other / "notes.txt").read_text() == "precious"
     with pytest.raises(LangsampError, match="already exists"):
-        run(tiny_config(corpus_dir, tiny_model_dir, other))
+        run(make_config(other))
 
 
-def test_continued_pretraining_reuses_the_mapping_and_rejects_unknown_languages(corpus_dir, tiny_model_dir,
-                                                                                tmp_path) -> None:
-    first = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "first", max_steps=1, languages=["eng_Latn",
+def test_continued_pretraining_reuses_the_mapping_and_rejects_unknown_languages(make_config, tmp_path) -> None:
+    first = run(make_config(tmp_path / "first", max_steps=1, languages=["eng_Latn",
                                                                                                      "rus_Cyrl"]))
-    continued = run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "second", model=str(first.final_dir),
+    continued = run(make_config(tmp_path / "second", model=str(first.final_dir),
                                 from_scratch=False, tokenizer=None, max_steps=1, languages=["eng_Latn"]))
     model = load_checkpoint(continued.final_dir)
     assert model.lang2id == {"eng": 0, "rus": 1} and model.script2id == {"Cyrl": 0, "Latn": 1}
     with pytest.raises(LangsampError, match=r"lacks corpus language-script\(s\) ell_Grek, spa_Latn"):
-        run(tiny_config(corpus_dir, tiny_model_dir, tmp_path / "third", model=str(first.final_dir),
+        run(make_config(tmp_path / "third", model=str(first.final_dir),
                         from_scratch=False, tokenizer=None, max_steps=1))
 
 
-def test_early_stopping_keeps_the_best_model(corpus_dir, tiny_model_dir, tmp_path) -> None:
+def test_early_stopping_keeps_the_best_model(make_config, tmp_path) -> None:
     out = tmp_path / "run"
     calls = []
 
@@ -134,7 +157,7 @@ def test_early_stopping_keeps_the_best_model(corpus_dir, tiny_model_dir, tmp_pat
         calls.append((step, metrics))
         return len(calls) == 2
 
-    result = run(tiny_config(corpus_dir, tiny_model_dir, out, max_steps=10, eval_every=2, eval_lines=5),
+    result = run(make_config(out, max_steps=10, eval_every=2, eval_lines=5),
                  early_stop=stop_at_second_eval)
     assert result.stopped_early and result.steps == 4
     assert [step for step, _ in calls] == [2, 4]
@@ -191,7 +214,7 @@ def test_config_precedence_and_presets(tmp_path) -> None:
 
 def cli(*args: str, cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "langsamp_cli", "pretrain", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+                          text=True, cwd=cwd, timeout=timeout, env={**os.environ, **SUBPROCESS_ENV})
 
 
 def test_cli_bad_input_is_one_line_error(tmp_path) -> None:
@@ -217,15 +240,15 @@ def test_cli_error_output_is_a_single_line(tmp_path) -> None:
     assert len(lines) == 1 and "english.txt: name is not a language-script id" in lines[0]
 
 
-@pytest.mark.slow
-def test_kill_minus_nine_leaves_no_partial_checkpoint_and_resume_works(corpus_dir, tiny_model_dir,
+def test_kill_minus_nine_leaves_no_partial_checkpoint_and_resume_works(corpus_dir, tiny_model_dir, small_arch,
                                                                        tmp_path) -> None:
     out = tmp_path / "run"
-    args = ["--corpus", str(corpus_dir), "--model", "tiny", "--tokenizer", str(tiny_model_dir), "--output-dir",
-            str(out), "--max-seq-len", "32", "--batch-size", "2", "--save-every", "1", "--keep-last", "3",
-            "--log-every", "1", "--no-progress"]
+    args = ["--corpus", str(corpus_dir), "--model", str(small_arch), "--from-scratch", "--tokenizer",
+            str(tiny_model_dir), "--output-dir", str(out), "--max-seq-len", "32", "--batch-size", "2",
+            "--save-every", "1", "--keep-last", "3", "--log-every", "1", "--no-progress"]
     proc = subprocess.Popen([sys.executable, "-m", "langsamp_cli", "pretrain", *args, "--max-steps", "100000"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **SUBPROCESS_ENV})
     try:
         deadline = time.time() + 90
         while time.time() < deadline and not (out / "checkpoints" / "step-4").exists():

@@ -307,7 +307,8 @@ def task_languages(task: str, data_dir: str | Path | None) -> tuple[list[str], P
 
         files = discover_treebanks(folder).files
     else:
-        raise LangsampError(f"--candidates task:{task}: unknown task; use task:sib200, task:taxi1500, task:ner or task:pos")
+        raise LangsampError(f"--candidates task:{task}: unknown task; use task:sib200, task:taxi1500, task:ner "
+                            "or task:pos")
     langs = sorted(lang for lang, splits in files.items() if "train" in splits)
     if not langs:
         raise LangsampError(f"--candidates task:{task}: no language has a train split under {folder}")

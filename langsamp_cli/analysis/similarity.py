@@ -91,10 +91,26 @@ class SimilarityResult:
         return int(better), len(pairs)
 
 
+def model_max_length(model: str, wanted: int = 512) -> int:
+    """``wanted`` capped at the model's usable positions (small demo models have 128)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except (OSError, ValueError):
+        return wanted  # the encoder reports the unloadable model with its own message
+    positions = getattr(config, "max_position_embeddings", None)
+    # RoBERTa-family position ids start after the padding index, so 2 positions are unusable.
+    offset = 2 if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
+    return min(wanted, positions - offset) if isinstance(positions, int) else wanted
+
+
 def encode_sample(model: str, texts: dict[str, list[str]], layer: int, **encoder_options) -> dict[str, np.ndarray]:
     """Layer-``layer`` mean-pooled vectors per language, from the toolkit's one sentence encoder."""
     from langsamp_cli.encode import SentenceEncoder
 
+    if encoder_options.get("max_length") is None:
+        encoder_options = {**encoder_options, "max_length": model_max_length(model)}
     encoder = SentenceEncoder(model, layer=layer, **encoder_options)
     return {lang: encoder.encode(sentences) for lang, sentences in texts.items()}
 

@@ -243,7 +243,7 @@ def _settings(task: str, config: Path | None, flags: dict) -> dict:
     from langsamp_cli.task_config import load_task_config
 
     overrides = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
-    loaded = load_task_config(str(config) if config else task, overrides)
+    loaded = load_task_config(task, overrides, config_file=config)
     settings = {**DEFAULTS[task], **{k: v for k, v in loaded.items() if v is not None}}
     if not settings.get("model"):
         raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")

@@ -30,14 +30,16 @@ def pretrain_command(
                                                 "from its weights (default: from scratch only for `tiny`)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="From scratch: use this tokenizer instead of "
                                             "training a Unigram one on the corpus."),
-    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Pieces of the tokenizer trained on the corpus."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size",
+                                             help="Pieces of the tokenizer trained on the corpus."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (demo: "
                                               "runs/pretrain-demo)."),
     preset: str = typer.Option("demo", "--preset", help=f"Base settings: {' | '.join(PRESETS)} (flags and --config "
                                "override them)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML of settings over the preset; flags win."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last complete checkpoint in --output-dir."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing run in --output-dir and start again."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Delete an existing run in --output-dir and start again."),
     lang_emb: Optional[bool] = typer.Option(None, "--lang-emb/--no-lang-emb", help="Language embeddings (default on)."),
     script_emb: Optional[bool] = typer.Option(None, "--script-emb/--no-script-emb",
                                               help="Script embeddings (default on)."),

@@ -27,15 +27,17 @@ def similarity(
     languages: Optional[str] = typer.Option(None, "--languages", help="Comma list or a file of ids "
                                             "(default: the paper's ten)."),
     n: int = typer.Option(DEFAULT_N, "--n", help="Parallel sentences sampled per language."),
-    layer: int = typer.Option(DEFAULT_LAYER, "--layer", help="hidden_states index to mean-pool (8 = output of block 8)."),
+    layer: int = typer.Option(DEFAULT_LAYER, "--layer",
+                              help="hidden_states index to mean-pool (8 = output of block 8)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sentence sample."),
     output_dir: Path = typer.Option(Path("results/similarity"), "--output-dir", help="Where CSV/PNG/SVG/JSON go."),
     batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
-    max_length: int = typer.Option(512, "--max-length", help="Tokens per sentence incl. <s> </s>."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per sentence incl. <s> </s> "
+                                             "(default 512, or less when the model has fewer positions)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda when available)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
 ) -> None:
-    """Language neutrality (paper §5.3): mean cosine of translation pairs after subtracting each language's centroid."""
+    """Language neutrality (paper §5.3): mean cosine of translation pairs, each language's centroid subtracted."""
     from langsamp_cli.analysis.similarity import run_similarity, write_outputs
     from langsamp_cli.languages import parse_language_list
 

@@ -34,7 +34,7 @@ class PretrainConfig:
     alpha: float = 0.3                        # sampling temperature: p_i ∝ n_i ** alpha
     max_seq_len: int = 512                    # tokens per training chunk, <s> and </s> included
     mlm_probability: float = 0.15
-    cache_bytes: int = 256 * 2**20            # languages below this raw size are tokenized once and kept in memory
+    cache_bytes: int = 64 * 2**20             # languages up to this raw size are tokenized once, kept in memory
     # model
     model: str = "xlm-roberta-base"           # checkpoint dir / hub name (continued) or config name (--from-scratch)
     from_scratch: bool = False                # `tiny` is always from scratch

@@ -87,7 +87,8 @@ def _text_files(directory: Path) -> list[Path]:
 def find_language_files(root: Path) -> dict[str, list[Path]]:
     """Map each language-script id to its files; a badly named entry is a one-line error."""
     if not root.is_dir():
-        raise LangsampError(f"{root}: corpus directory not found; pass --corpus DIR with one xxx_Scrp file per language")
+        raise LangsampError(f"{root}: corpus directory not found; "
+                            "pass --corpus DIR with one xxx_Scrp file per language")
     files: dict[str, list[Path]] = {}
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
@@ -263,7 +264,7 @@ class CachedLanguage:
             reader.close()
             pieces = [ids for start in range(0, len(lines), ENCODE_BATCH_LINES)
                       for ids in self.encode(lines[start:start + ENCODE_BATCH_LINES])]
-            self._tokens = np.fromiter((t for ids in pieces for t in ids), dtype=np.int64)
+            self._tokens = np.fromiter((t for ids in pieces for t in ids), dtype=np.int32)
             if not len(self._tokens):
                 raise LangsampError(f"{self.source.files[0]}: the tokenizer produced no tokens for "
                                     f"{self.source.lang_script}; check the tokenizer or drop the language")
@@ -349,7 +350,7 @@ class ChunkSampler:
     """An endless, resumable stream of one-language chunks; each rank seeds it with (seed, rank)."""
 
     def __init__(self, corpus: Corpus, tokenizer: Any, lang2id: dict[str, int], script2id: dict[str, int],
-                 max_seq_len: int, alpha: float, seed: int, rank: int = 0, cache_bytes: int = 256 * 2**20):
+                 max_seq_len: int, alpha: float, seed: int, rank: int = 0, cache_bytes: int = 64 * 2**20):
         self.corpus, self.lang2id, self.script2id = corpus, lang2id, script2id
         self.languages = corpus.languages
         self.probs = sampling_probabilities([corpus.sources[k].train_lines for k in self.languages], alpha)

@@ -188,8 +188,8 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     write_param_hash(model, accelerator)
     accelerator.wait_for_everyone()
     best_dir = out / "best" if (out / "best").exists() else None
-    return PretrainResult(out, None if interrupted else final_dir, state.step, state.tokens_seen, time.time() - start_time, last_loss,
-                          state.stopped_early, best_dir, corpus.languages)
+    return PretrainResult(out, None if interrupted else final_dir, state.step, state.tokens_seen,
+                          time.time() - start_time, last_loss, state.stopped_early, best_dir, corpus.languages)
 
 
 # -------------------------------------------------------------------------------------------- setup
@@ -248,7 +248,7 @@ def prepare_output_dir(out: Path, resume: bool, overwrite: bool, accelerator: Ac
         if exists and overwrite:
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
-        for stale in (out / "checkpoints").glob(".step-*"):  # temp dirs of a save that was killed
+        for stale in (out / "checkpoints").glob(".*"):  # temp dirs (nested ones too) of a killed save
             shutil.rmtree(stale, ignore_errors=True)
         if checkpoint is None:  # records of an earlier attempt that never reached a checkpoint
             (out / "log.jsonl").unlink(missing_ok=True)

@@ -1,0 +1,234 @@
+"""`langsamp experiment`: a minimal two-variant study on generated data, its report, resume and failures."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from langsamp_cli.errors import LangsampError
+from langsamp_cli.experiment import (
+    ExperimentState,
+    _launcher_processes,
+    flags_to_argv,
+    load_experiment_config,
+    plan_stages,
+    run_experiment,
+)
+
+ALPHABETS = {
+    "eng_Latn": "abcdefghijklmnopqrstuvwxyz",
+    "rus_Cyrl": "абвгдежзийклмнопрстуфхцчшщыэюя",
+    "ell_Grek": "αβγδεζηθικλμνξοπρστυφχψω",
+}
+TARGETS = ["rus_Cyrl", "ell_Grek"]
+
+
+def sentences(alphabet: str, n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(2, 7))) for _ in range(150)]
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 10))) for _ in range(n)]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def make_data(root: Path) -> dict[str, Path]:
+    """Glot500-c style corpus, official-layout SR-T pairs and line-aligned parallel files."""
+    for i, (lang, alphabet) in enumerate(ALPHABETS.items()):
+        write_lines(root / "corpus" / f"{lang}.txt", sentences(alphabet, 300, seed=i))
+        write_lines(root / "parallel" / f"{lang}.txt", sentences(alphabet, 30, seed=100 + i))
+    for i, lang in enumerate(TARGETS):
+        write_lines(root / "tatoeba" / f"tatoeba.{lang}-eng_Latn.{lang}", sentences(ALPHABETS[lang], 24, 200 + i))
+        write_lines(root / "tatoeba" / f"tatoeba.{lang}-eng_Latn.eng_Latn", sentences(ALPHABETS["eng_Latn"], 24, 300 + i))
+    return {"corpus": root / "corpus", "parallel": root / "parallel", "tatoeba": root / "tatoeba"}
+
+
+def experiment_yaml(root: Path, data: dict[str, Path], **changes) -> Path:
+    config = {
+        "name": "mini",
+        "description": "A test run.",
+        "output_dir": str(root / "exp"),
+        "data_root": str(root),
+        "variants": ["vanilla", "both"],
+        "runner": "inprocess",
+        "pretrain": {"preset": "demo", "corpus": str(data["corpus"]), "max_steps": 4, "batch_size": 4,
+                     "max_seq_len": 32, "vocab_size": 300, "warmup_steps": 0, "save_every": 2, "log_every": 2},
+        "tasks": {"sr-t": {"data_dir": "{data_root}/tatoeba", "pairs": 24, "max_length": 32}},
+        "similarity": {"data_dir": "{data_root}/parallel", "languages": list(ALPHABETS), "n": 20, "max_length": 32},
+        "plots": {"languages": "all"},
+    }
+    config.update(changes)
+    path = root / "mini.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("experiment")
+    data = make_data(root)
+    path = experiment_yaml(root, data)
+    config = load_experiment_config(path)
+    first = run_experiment(config)
+    return {"root": root, "data": data, "yaml": path, "config": config, "first": first}
+
+
+def unit_scores(results: Path, task: str, variant: str, metric: str) -> dict[str, float]:
+    """Scores straight from the unit files of one model (independent of results.json and the report)."""
+    scores = {}
+    for unit_path in results.glob(f"{task}/*/seedna/units/*.json"):
+        unit = json.loads(unit_path.read_text(encoding="utf-8"))
+        if Path(unit["model"]).name == variant and unit["status"] == "done":
+            scores[unit["lang_script"]] = unit["metrics"][metric] * 100
+    return scores
+
+
+def test_every_stage_ran_and_index_shows_tables_and_pictures(finished: dict) -> None:
+    out = finished["config"].output_dir
+    names = [s.name for s in plan_stages(finished["config"])]
+    assert names == ["tokenizer", "pretrain:vanilla", "pretrain:both", "eval:sr-t:vanilla", "eval:sr-t:both",
+                     "similarity:both", "plots:both", "report"]
+    assert finished["first"].ran == names
+    state = json.loads((out / "experiment_state.json").read_text(encoding="utf-8"))
+    assert {n: r["status"] for n, r in state["stages"].items()} == {n: "done" for n in names}
+    for name in names:
+        assert (out / "logs" / (name.replace(":", "_") + ".log")).is_file()
+    index = (out / "index.md").read_text(encoding="utf-8")
+    assert "| variant | tail (0) | head (2) | Latn (0) | non-Latn (2) | all (2) |" in index
+    assert "A test run." in index
+    page = (out / "index.html").read_text(encoding="utf-8")
+    images = [part.split('"')[0] for part in page.split('<img src="')[1:]]
+    assert "similarity/both/similarity_compare.png" in images
+    assert "plots/both/language_pca.png" in images and "plots/both/script_pca.png" in images
+    assert all((out / image).is_file() for image in images)
+
+
+def test_report_numbers_match_the_unit_results(finished: dict) -> None:
+    from langsamp_cli.languages import groups_for
+
+    out = finished["config"].output_dir
+    table = pd.read_csv(out / "report" / "table1.csv")
+    index = (out / "index.md").read_text(encoding="utf-8")
+    for variant in ("vanilla", "both"):
+        scores = unit_scores(out / "results", "sr-t", variant, "acc@10")
+        assert sorted(scores) == sorted(TARGETS)
+        expected = {"all": sum(scores.values()) / len(scores)}
+        for group in ("head", "non-Latn"):
+            members = [v for lang, v in scores.items() if group in groups_for(lang).values()]
+            expected[group] = sum(members) / len(members)
+        rows = table[(table.model == variant) & (table.task == "sr-t")].set_index("group")["mean"]
+        for group, value in expected.items():
+            assert rows[group] == pytest.approx(value, abs=1e-9)
+        line = next(ln for ln in index.splitlines() if ln.startswith(f"| {variant} |"))
+        assert f"{expected['all']:.1f}" in line
+
+
+def test_rerun_skips_every_stage(finished: dict) -> None:
+    out = finished["config"].output_dir
+    before = (out / "index.md").stat().st_mtime_ns
+    again = run_experiment(load_experiment_config(finished["yaml"]))
+    assert again.ran == []
+    assert again.skipped == finished["first"].ran
+    assert (out / "index.md").stat().st_mtime_ns == before
+
+
+def test_failed_stage_names_stage_and_log_and_rerun_continues(finished: dict, tmp_path: Path) -> None:
+    copy = tmp_path / "exp"
+    shutil.copytree(finished["config"].output_dir, copy, symlinks=True)
+    empty = tmp_path / "no-pairs"
+    empty.mkdir()
+    path = experiment_yaml(finished["root"], finished["data"], output_dir=str(copy),
+                           tasks={"sr-t": {"data_dir": str(empty), "pairs": 24, "max_length": 32}})
+    config = load_experiment_config(path)
+    with pytest.raises(LangsampError) as caught:
+        run_experiment(config)
+    message = str(caught.value)
+    assert "stage eval:sr-t:vanilla failed" in message and str(copy / "logs" / "eval_sr-t_vanilla.log") in message
+    assert "\n" not in message
+    state = ExperimentState(copy / "experiment_state.json", config)
+    assert state.stage("eval:sr-t:vanilla")["status"] == "failed"
+    assert state.stage("pretrain:both")["status"] == "done"  # finished pretraining untouched
+
+
+def test_variants_start_from_identical_backbone() -> None:
+    """The guarantee the ablation rests on: seed -> same backbone weights whatever the variant."""
+    from langsamp_cli.pretrain.config import build_config
+    from langsamp_cli.pretrain.trainer import prepare_model
+    from langsamp_cli.tokenizer import train_unigram_tokenizer
+
+    tokenizer = train_unigram_tokenizer(sentences(ALPHABETS["eng_Latn"], 200, 1), 200)
+    lang2id, script2id = {"eng": 0, "rus": 1}, {"Cyrl": 0, "Latn": 1}
+
+    def backbone(variant_flags: dict, seed: int) -> dict[str, torch.Tensor]:
+        config = build_config("demo", None, {"seed": seed, "max_seq_len": 32, **variant_flags})
+        return prepare_model(config, tokenizer, lang2id, script2id, None).mlm.state_dict()
+
+    vanilla = backbone({"lang_emb": False, "script_emb": False}, seed=5)
+    both = backbone({"lang_emb": True, "script_emb": True}, seed=5)
+    other_seed = backbone({"lang_emb": False, "script_emb": False}, seed=6)
+    assert vanilla.keys() == both.keys()
+    assert all(torch.equal(vanilla[k], both[k]) for k in vanilla)
+    assert not all(torch.equal(vanilla[k], other_seed[k]) for k in vanilla)
+
+
+def test_config_errors_are_one_line_and_name_the_key(tmp_path: Path) -> None:
+    data = make_data(tmp_path)
+    cases = [
+        ({"variants": ["vanilla", "bilingual"]}, "variants bilingual"),
+        ({"tasks": {"sr-t": {"data_dir": "x", "top_kk": 3}}}, "tasks.sr-t.top_kk"),
+        ({"tasks": {"sr-t": {"model": "x"}}}, "tasks.sr-t.model: set by the experiment"),
+        ({"tasks": {"xnli": {}}}, "tasks xnli unknown"),
+        ({"pretrain": {"preset": "demo", "max_stepz": 3}}, "max_stepz"),
+    ]
+    for change, expected in cases:
+        with pytest.raises(LangsampError, match=expected) as caught:
+            load_experiment_config(experiment_yaml(tmp_path, data, **change))
+        assert "\n" not in str(caught.value)
+
+
+def test_paper_preset_fails_clearly_without_glot500c(tmp_path: Path) -> None:
+    config = load_experiment_config("paper", {"output_dir": tmp_path / "paper", "data_root": tmp_path})
+    assert config.pretrain["launcher"].startswith("accelerate launch")
+    stages = plan_stages(config)
+    assert [s.name for s in stages][:4] == ["pretrain:vanilla", "pretrain:lang", "pretrain:script", "pretrain:both"]
+    assert stages[0].launcher[:2] == ["accelerate", "launch"]
+    assert {s.name.split(":")[1] for s in stages if s.kind == "eval"} == {"sr-b", "sr-t", "taxi1500", "sib200",
+                                                                         "ner", "pos"}
+    with pytest.raises(LangsampError, match="pretrain.corpus: /path/to/Glot500-c does not exist"):
+        run_experiment(config)
+    assert not (tmp_path / "paper").exists()
+
+
+def test_cli_dry_run_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from langsamp_cli.cli import main
+
+    path = experiment_yaml(tmp_path, make_data(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", str(path), "--dry-run", "--variants", "both", "--max-steps", "7"])
+    assert exit_.value.code in (0, None)
+    err = capsys.readouterr().err
+    assert "pretrain:both" in err and "pretrain:vanilla" not in err
+    assert not (tmp_path / "exp").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", str(path), "--tasks", "sib200"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--tasks sib200: not configured" in err and len(err.splitlines()) == 1
+
+
+def test_flags_and_launchers() -> None:
+    assert flags_to_argv({"languages": ["a", "b"], "pairs": 5, "keep_model": False, "x": None, "y": True}) == [
+        "--languages", "a,b", "--pairs", "5", "--no-keep-model", "--y"]
+    assert _launcher_processes("accelerate launch --num_processes 4") == 4
+    assert _launcher_processes("torchrun --nproc_per_node=8 --nnodes 2") == 16
+    assert _launcher_processes(None) == 1
