@@ -210,6 +210,10 @@ def test_config_precedence_and_presets(tmp_path) -> None:
     with pytest.raises(LangsampError, match="bad.yaml: unknown setting.*learning_rate"):
         build_config("demo", tmp_path / "bad.yaml")
     assert build_config("demo", None, {"lang_emb": False}).variant == "script"
+    assert build_config("demo").is_from_scratch  # the tiny demo model has no weights to continue
+    continued = build_config("demo", None, {"model": "runs/some-checkpoint"})
+    assert not continued.is_from_scratch  # a checkpoint given with --model is continued unless --from-scratch
+    assert build_config("demo", None, {"model": "xlm-roberta-base", "from_scratch": True}).is_from_scratch
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess:

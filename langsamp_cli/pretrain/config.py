@@ -100,8 +100,9 @@ class PretrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A tiny model from scratch on the bundled corpus: a few minutes on 2 CPU cores.
+    # `tiny` is from scratch by itself; leaving from_scratch unset means `--model CKPT` continues that checkpoint.
     "demo": dict(
-        model=TINY_MODEL, from_scratch=True, vocab_size=4000, max_seq_len=128, batch_size=16, grad_accum=1,
+        model=TINY_MODEL, vocab_size=4000, max_seq_len=128, batch_size=16, grad_accum=1,
         lr=1e-3, warmup_steps=30, max_steps=400, save_every=100, keep_last=2, log_every=10,
         output_dir="runs/pretrain-demo",
     ),
