@@ -176,3 +176,13 @@ def test_heldout_lines_are_reserved_and_not_trained_on(tmp_path: Path) -> None:
         sampler = ChunkSampler(corpus, CharTokenizer(), *MAPS, 12, 0.3, seed=0, cache_bytes=cache_bytes)
         first = sampler.next_example().input_ids[1:-1]
         assert first == char_ids("".join(lines[5:]))[:10]
+
+
+def test_a_file_named_only_by_language_gets_its_script_from_the_text(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "rus.txt").write_text("Привет, мир\nЭто проверка\n", encoding="utf-8")
+    (root / "sr").mkdir()  # Serbian is written in two scripts: the text decides
+    (root / "sr" / "part1.txt").write_text("Ово је ћирилица\n", encoding="utf-8")
+    (root / "ja.txt.gz").write_bytes(gzip.compress("これは日本語の文です。\n".encode()))
+    assert sorted(scan_corpus(root).sources) == ["jpn_Jpan", "rus_Cyrl", "srp_Cyrl"]

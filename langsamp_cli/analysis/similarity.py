@@ -119,9 +119,13 @@ def run_similarity(model: str, data_dir: Path, languages: Sequence[str], n: int 
                    layer: int = DEFAULT_LAYER, seed: int = DEFAULT_SEED, compare: str | None = None,
                    **encoder_options) -> tuple[SimilarityResult, dict]:
     """Sample, encode and score; returns the result and the data bookkeeping (aliases, missing, dropped)."""
+    import warnings
+
     from langsamp_cli.data.multiparallel import load_multiparallel, sample_parallel
 
-    data = load_multiparallel(data_dir, languages)
+    with warnings.catch_warnings(record=True) as caught:  # reader notes (e.g. a second Bible of one language)
+        warnings.simplefilter("always")
+        data = load_multiparallel(data_dir, languages)
     sample = sample_parallel(data, n, seed)
     usable = [lang for lang in languages if lang in sample.texts]
     if len(usable) < 2:
@@ -143,6 +147,7 @@ def run_similarity(model: str, data_dir: Path, languages: Sequence[str], n: int 
         "missing": data.missing,
         "dropped": sample.dropped,
         "sources": {lang: data.sources[lang] for lang in usable},
+        "notes": list(dict.fromkeys(str(w.message) for w in caught)),
         "shared_sentences": sample.shared_available,
         "sentence_ids": sample.ids,
     }
@@ -194,8 +199,9 @@ def write_outputs(result: SimilarityResult, output_dir: Path) -> list[Path]:
 
     output_dir = Path(output_dir)
     written = [atomic_write_text(output_dir / "similarity.csv", matrix_csv(result.matrix, result.languages))]
+    ours_name, baseline_name = display_names(result.model, result.compare_model)
     written += plots.plot_similarity_heatmap(result.matrix, result.languages, output_dir / "similarity",
-                                             title=f"{_short(result.model)}: centroid-subtracted cosine (n={result.n})")
+                                             title=f"{ours_name}: centroid-subtracted cosine (n={result.n})")
     if result.compare_matrix is not None and result.improvement is not None:
         written.append(atomic_write_text(output_dir / "similarity_baseline.csv",
                                          matrix_csv(result.compare_matrix, result.languages)))
@@ -203,7 +209,7 @@ def write_outputs(result: SimilarityResult, output_dir: Path) -> list[Path]:
                                          matrix_csv(result.improvement, result.languages, "{:.4f}")))
         written += plots.plot_similarity_comparison(
             result.matrix, result.compare_matrix, result.improvement, result.languages,
-            (_short(result.compare_model or ""), _short(result.model)), output_dir / "similarity_compare")
+            (baseline_name, ours_name), output_dir / "similarity_compare")
     json_path = output_dir / "similarity.json"
     result.files = [*written, json_path]
     atomic_write_json(json_path, to_json(result))
@@ -232,6 +238,33 @@ def to_json(result: SimilarityResult) -> dict:
     return record
 
 
-def _short(model: str) -> str:
-    path = Path(model)
-    return path.name if path.name else model
+_GENERIC_NAMES = {"final", "best", "model", "checkpoint", "ckpt", "output", "snapshot"}
+
+
+def _short(model: str, parts: int = 1) -> str:
+    """The last ``parts`` components of a path (a hub name ``org/name`` stays whole)."""
+    pieces = [p for p in Path(model).parts if p not in ("/", "")]
+    return "/".join(pieces[-parts:]) if pieces else model
+
+
+def display_names(model: str, compare: str | None = None) -> tuple[str, str | None]:
+    """Short names for figure titles that still tell the models apart.
+
+    ``runs/pretrain-demo/final`` and ``runs/pretrain-vanilla/final`` are both "final" by their last
+    component, so a generic last component (``final``, ``checkpoint-500``) or two equal names take
+    one more component (``pretrain-demo/final``) until they differ.
+    """
+    def generic(name: str) -> bool:
+        last = name.rsplit("/", 1)[-1].lower()
+        return last in _GENERIC_NAMES or last.startswith(("checkpoint-", "step-", "step_"))
+
+    models = [m for m in (model, compare) if m]
+    parts = 1
+    while parts < 4:
+        names = [_short(m, parts) for m in models]
+        clash = len(set(names)) < len(names)
+        if not clash and not any(generic(n) and "/" not in n for n in names):
+            break
+        parts += 1
+    names = [_short(m, parts) for m in models]
+    return names[0], (names[1] if compare else None)

@@ -1,7 +1,8 @@
 """The pretraining corpus: files per language-script, their sizes, temperature sampling, chunking.
 
 Layout (Glot500-c style): one UTF-8 text file (``.txt``, ``.gz`` or no suffix) or one sub-directory of such
-files per language-script, named ``xxx_Scrp`` (ISO 639-3 + ISO 15924), one sentence per line. Empty lines are
+files per language-script, named ``xxx_Scrp`` (ISO 639-3 + ISO 15924), one sentence per line. A name that is
+only a language code (``rus.txt``, ``de/``) gets the majority script of its first lines. Empty lines are
 ignored; lines that are not valid UTF-8 are skipped and counted per file.
 
 A training instance is ``<s> + max_seq_len-2 tokens + </s>`` cut from the running token stream of ONE
@@ -80,6 +81,37 @@ def language_id_from_name(name: str) -> str | None:
     return name if LANG_SCRIPT_RE.match(name) else None
 
 
+def _id_from_bare_language(entry: Path) -> str | None:
+    """``rus.txt`` / ``ru/`` -> ``rus_Cyrl``: a name that is only a language gets the script detected in its text."""
+    from langsamp_cli.languages import parse_lang_script
+
+    stem = entry.name
+    for suffix in (".txt.gz", ".gz", ".txt"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    if not re.fullmatch(r"[A-Za-z]{2,3}", stem):
+        return None
+    sample = _text_sample(_text_files(entry) if entry.is_dir() else [entry])
+    try:
+        return parse_lang_script(stem, text_sample=sample or None).id
+    except LangsampError:
+        return None
+
+
+def _text_sample(files: list[Path], max_lines: int = 200) -> str:
+    lines: list[str] = []
+    for path in files:
+        with open_binary(path) as handle:
+            for raw in handle:
+                text = decode_line(raw)
+                if text:
+                    lines.append(text)
+                if len(lines) >= max_lines:
+                    return "\n".join(lines)
+    return "\n".join(lines)
+
+
 def _text_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
 
@@ -93,7 +125,7 @@ def find_language_files(root: Path) -> dict[str, list[Path]]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
-        lang_script = language_id_from_name(entry.name)
+        lang_script = language_id_from_name(entry.name) or _id_from_bare_language(entry)
         if lang_script is None:
             raise LangsampError(
                 f"{entry}: name is not a language-script id like eng_Latn (ISO 639-3 + '_' + ISO 15924); "
