@@ -51,6 +51,7 @@ from rich.console import Console
 from rich.table import Table
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.io_utils import read_yaml_mapping
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json, atomic_write_text
 
 VARIANTS = ("vanilla", "lang", "script", "both")
@@ -149,13 +150,7 @@ def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] |
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise LangsampError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise LangsampError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+    return read_yaml_mapping(path)
 
 
 def _mapping(value: Any, path: Path, where: str) -> dict[str, Any]:

@@ -11,6 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from langsamp_cli.errors import LangsampError
+
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to a temp file beside ``path``, fsync it, then rename it into place."""
@@ -52,3 +56,25 @@ def atomic_dir(final_dir: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file whose top level is a mapping (empty file -> {}); bad YAML is a one-line error with its line."""
+    path = Path(path)
+    if not path.is_file():
+        raise LangsampError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise LangsampError(f"{where}: invalid YAML ({problem}); fix the file") from None
+    except OSError as err:
+        raise LangsampError(f"{path}: cannot read ({err.strerror})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LangsampError(f"{path}: expected a mapping of key: value lines at the top level, "
+                            f"got {type(data).__name__}")
+    return data

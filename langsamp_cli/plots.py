@@ -143,15 +143,36 @@ def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, improveme
 
 # ---------------------------------------------------------------------------- scatter
 UNKNOWN_GROUP = "unknown"
+OTHER_GROUP = "other"
+_GREYS = {UNKNOWN_GROUP: (0.75, 0.75, 0.75, 1.0), OTHER_GROUP: (0.45, 0.45, 0.45, 1.0)}
+# Qualitative colours without the palettes' grey (kept for 'unknown' / 'other'). With more than
+# nine groups tab20 is used with its dark shades first: its neighbours are light/dark pairs of one
+# hue, and giving two groups of a few points such a pair would make them look like one.
+_TAB10 = [i for i in range(10) if i != 7]
+_TAB20 = [i for i in range(0, 20, 2) if i != 14] + [i for i in range(1, 20, 2) if i != 15]
+MAX_GROUPS = len(_TAB20)
+
+
+def limit_groups(groups: Sequence[str], limit: int = MAX_GROUPS) -> list[str]:
+    """The ``limit`` largest groups keep their names (ties by name); the rest become 'other'."""
+    counts: dict[str, int] = {}
+    for group in groups:
+        if group not in _GREYS:
+            counts[group] = counts.get(group, 0) + 1
+    if len(counts) <= limit:
+        return list(groups)
+    keep = {g for g, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]}
+    return [g if g in keep or g == UNKNOWN_GROUP else OTHER_GROUP for g in groups]
 
 
 def _colour_map(groups: Sequence[str]) -> dict[str, tuple]:
-    """One palette colour per group; the 'unknown' group is grey and listed last."""
-    names = sorted(set(groups) - {UNKNOWN_GROUP})
-    palette = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
-    colours = {name: palette(i % palette.N) for i, name in enumerate(names)}
-    if UNKNOWN_GROUP in groups:
-        colours[UNKNOWN_GROUP] = (0.6, 0.6, 0.6, 1.0)
+    """One distinct colour per named group (sorted); 'other' and 'unknown' are greys, listed last."""
+    names = sorted(set(groups) - set(_GREYS))
+    palette, order = (plt.get_cmap("tab10"), _TAB10) if len(names) <= len(_TAB10) else (plt.get_cmap("tab20"), _TAB20)
+    colours = {name: palette(order[i % len(order)]) for i, name in enumerate(names)}
+    for grey in (OTHER_GROUP, UNKNOWN_GROUP):
+        if grey in groups:
+            colours[grey] = _GREYS[grey]
     return colours
 
 
@@ -171,15 +192,24 @@ def _labelled_indices(coords: np.ndarray, labels: Sequence[str], always: set[str
 
 def plot_embedding_scatter(coords: np.ndarray, labels: Sequence[str], groups: Sequence[str], stem: str | Path,
                            title: str, legend_title: str = "", always_label: Sequence[str] = (),
-                           max_labels: int = MAX_LABELS, axis_labels: tuple[str, str] = ("PC1", "PC2")) -> list[Path]:
-    """2-D scatter coloured by group; labels placed by adjustText so they do not pile up."""
+                           max_labels: int = MAX_LABELS, axis_labels: tuple[str, str] = ("PC1", "PC2"),
+                           legend: bool = True) -> list[Path]:
+    """2-D scatter coloured by group; labels placed by adjustText so they do not pile up.
+
+    More than :data:`MAX_GROUPS` groups: the largest keep a colour, the rest are pooled as 'other'.
+    """
     from adjustText import adjust_text
 
-    colours = _colour_map(groups)
+    shown_groups = limit_groups(groups)
+    pooled = len(set(groups) - set(_GREYS)) - len(set(shown_groups) - set(_GREYS))
+    colours = _colour_map(shown_groups)
     fig, ax = plt.subplots(figsize=(9, 7))
-    for name, colour in colours.items():
-        rows = [i for i, g in enumerate(groups) if g == name]
-        ax.scatter(coords[rows, 0], coords[rows, 1], s=22, color=colour, label=name, alpha=0.85, edgecolors="none")
+    handles = {}
+    # Greys first so the coloured points are drawn on top of them; the legend keeps the greys last.
+    for name in sorted(colours, key=lambda g: g not in _GREYS):
+        rows = [i for i, g in enumerate(shown_groups) if g == name]
+        handles[name] = ax.scatter(coords[rows, 0], coords[rows, 1], s=22, color=colours[name], label=name,
+                                   alpha=0.85, edgecolors="none")
     shown = _labelled_indices(coords, labels, set(always_label), max_labels)
     texts = [ax.text(coords[i, 0], coords[i, 1], labels[i], fontsize=7) for i in shown]
     if texts:
@@ -189,7 +219,10 @@ def plot_embedding_scatter(coords: np.ndarray, labels: Sequence[str], groups: Se
                  fontsize=10)
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
-    if len(colours) <= 25:
-        ax.legend(title=legend_title or None, fontsize=7, title_fontsize=8, loc="center left",
-                  bbox_to_anchor=(1.01, 0.5), frameon=False)
+    legend_names = list(colours)
+    labels_in_legend = [f"{OTHER_GROUP} ({pooled} smaller groups)" if n == OTHER_GROUP and pooled else n
+                        for n in legend_names]
+    if legend:
+        ax.legend([handles[n] for n in legend_names], labels_in_legend, title=legend_title or None, fontsize=7,
+                  title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return save_figure(fig, stem)

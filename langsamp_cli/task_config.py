@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 import langsamp_cli
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.io_utils import read_yaml_mapping
 
 TASK_TYPES = ("retrieval", "classification", "tagging")
 REQUIRED = ("task", "type", "metric")
@@ -113,20 +113,7 @@ def _include_path(including: Path, name: str) -> Path:
 
 
 def read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise LangsampError(f"{where}: invalid YAML ({problem}); fix the file") from None
-    except OSError as err:
-        raise LangsampError(f"{path}: cannot read ({err.strerror})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise LangsampError(f"{path}: a task config must be a mapping of key: value lines")
-    return data
+    return read_yaml_mapping(path)
 
 
 def deep_merge(base: dict, top: dict) -> dict:

@@ -127,5 +127,5 @@ def test_broken_yaml_names_the_line(tmp_path):
     with pytest.raises(LangsampError, match="config file not found"):
         load_task_config(tmp_path / "missing.yaml")
     _yaml(tmp_path / "list.yaml", "- a\n- b\n")
-    with pytest.raises(LangsampError, match="must be a mapping"):
+    with pytest.raises(LangsampError, match="expected a mapping"):
         load_task_config(tmp_path / "list.yaml")

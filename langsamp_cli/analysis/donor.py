@@ -6,7 +6,8 @@ Methods, each giving a score per candidate (higher = better donor):
   (the paper's method). The language table is keyed per ISO 639-3 language in the official format
   (``zho``), so ``yue_Hani`` looks up ``yue``; ids and aliases are tried in that order.
 - ``script``: cosine similarity of the script embeddings (a coarse signal: every candidate with
-  the same script ties). Shown beside ``lang`` and used when the target has no language embedding.
+  the same script ties). Shown beside ``lang``, used when the target has no language embedding,
+  and selectable with ``--method script``.
 - ``uriel``: URIEL typological similarity (see :mod:`langsamp_cli.analysis.uriel`).
 - ``combined``: for every method that scored a candidate, its rank is normalised to
   ``1 - (rank - 1) / (k - 1)`` over the k candidates that method scored (ties share the mean rank),
@@ -31,7 +32,7 @@ from langsamp_cli.analysis.similarity import PAPER_LANGUAGES
 from langsamp_cli.errors import LangsampError
 
 DEFAULT_MODEL = "yihongLiu/LangSAMP"
-METHODS = ("lang", "uriel", "combined")
+METHODS = ("lang", "script", "uriel", "combined")
 PAPER_DONORS = PAPER_LANGUAGES
 
 
@@ -154,6 +155,15 @@ def order(scores: dict[str, float | None]) -> list[str]:
     return sorted(scores, key=lambda c: (scores[c] is None, -(scores[c] or 0.0), c))
 
 
+def method_ranks(scores: dict[str, float | None]) -> dict[str, int]:
+    """1 + the number of candidates with a strictly better score (ties share a rank); unscored ones are absent.
+
+    Every candidate that shares the target's script has script cosine 1, so they all rank 1 by script.
+    """
+    scored = {c: s for c, s in scores.items() if s is not None}
+    return {c: 1 + sum(other > s for other in scored.values()) for c, s in scored.items()}
+
+
 # ---------------------------------------------------------------------------- the ranking
 @dataclass
 class DonorRanking:
@@ -177,10 +187,12 @@ class DonorRanking:
 
     def to_json(self, top: int | None = None) -> dict:
         ranked = self.ranking[:top] if top else self.ranking
+        ranks = {m: method_ranks(scores) for m, scores in self.scores.items()}
         return {
             "target": self.target, "method": self.method, "ranked_by": self.ranked_by, "best": self.best,
             "candidates_total": len(self.candidates),
-            "ranking": [{"candidate": c, "rank": i + 1, **{m: self.scores[m].get(c) for m in self.scores}}
+            "ranking": [{"candidate": c, "rank": i + 1, **{m: self.scores[m].get(c) for m in self.scores},
+                         "method_ranks": {m: ranks[m].get(c) for m in self.scores}}
                         for i, c in enumerate(ranked)],
             "table_keys": self.keys, "notes": self.notes, "unscored": self.unscored,
         }
@@ -216,8 +228,8 @@ def rank_donors(target: str, candidates: Sequence[str], tables=None, method: str
     ranking = DonorRanking(target, method, method, candidates)
     if method != "uriel":
         _add_embedding_columns(ranking, tables)
-    if method in ("uriel", "combined") or "lang" not in ranking.scores:
-        scores, note = _uriel_scores(target, candidates, method != "lang", uriel_features)
+    if method in ("uriel", "combined") or method not in ranking.scores:
+        scores, note = _uriel_scores(target, candidates, method in ("uriel", "combined"), uriel_features)
         if scores is not None:
             ranking.scores["uriel"] = scores
         if note:
@@ -253,6 +265,9 @@ def _add_embedding_columns(ranking: DonorRanking, tables) -> None:
     if script_target is not None:
         ranking.scores["script"] = script_scores
         ranking.keys["script"] = script_keys
+    elif ranking.method == "script":
+        ranking.notes.append(f"the script of {ranking.target} is not in the script-embedding table "
+                             f"({', '.join(sorted(tables.script2id)) or 'none'}); ranking by another method")
 
 
 def _ranking_column(ranking: DonorRanking, method: str) -> str:
@@ -260,7 +275,7 @@ def _ranking_column(ranking: DonorRanking, method: str) -> str:
         return "combined"
     if method in ranking.scores:
         return method
-    for fallback in ("uriel", "script"):
+    for fallback in [m for m in ("lang", "uriel", "script") if m != method]:
         if fallback in ranking.scores:
             return fallback
     raise LangsampError(f"cannot rank donors for {ranking.target}: it has no language embedding, no script "

@@ -47,15 +47,23 @@ class Points:
 
 
 # ---------------------------------------------------------------------------- language metadata
-def _lang_script_of(key: str) -> str | None:
+def _lang_script_of(key: str, table_scripts: Sequence[str] = ()) -> str | None:
+    """``key`` as a ``lang_Script`` id: its main script, or the alias whose script the checkpoint's
+    script table has (the official table has ``Hang``, not ``Kore``, so ``kor`` is ``kor_Hang``)."""
     if LANG_SCRIPT_RE.match(key):
         return key
-    from langsamp_cli.languages import parse_lang_script
+    from langsamp_cli.languages import lang_script_aliases, parse_lang_script
 
     try:
-        return parse_lang_script(key).id
+        main = parse_lang_script(key).id
     except LangsampError:
         return None
+    if table_scripts and main.split("_", 1)[1] not in table_scripts:
+        for alias in lang_script_aliases(main):
+            lang, _, script = alias.partition("_")
+            if lang == key and script in table_scripts:
+                return alias
+    return main
 
 
 def _groups(lang_script: str | None) -> dict:
@@ -85,7 +93,7 @@ def language_points(tables) -> Points:
         raise LangsampError("this checkpoint has no language-embedding table (variant 'script' or 'vanilla'); "
                             "use --table script")
     keys = sorted(tables.lang2id, key=tables.lang2id.get)
-    ids = [_lang_script_of(k) for k in keys]
+    ids = [_lang_script_of(k, tuple(tables.script2id)) for k in keys]
     groups = [_groups(i) for i in ids]
     return Points(
         table="language", labels=keys, vectors=np.asarray(tables.lang[[tables.lang2id[k] for k in keys]]),
@@ -109,8 +117,12 @@ def script_points(tables) -> Points:
 
 # ---------------------------------------------------------------------------- selection
 def select(points: Points, spec: str | None, tables=None) -> Points:
-    """``all`` | ``head`` | ``tail`` | ``family:NAME`` | a comma list or file of ids / ISO codes."""
+    """``all`` | ``head`` | ``tail`` | ``family:NAME`` (or a bare family name such as ``Indo-European``) |
+    a comma list or file of ids / ISO codes."""
     spec = (spec or "all").strip()
+    families = {f.lower() for f in points.families if f != UNKNOWN}
+    if spec.lower() in families and spec.lower() not in ("all", "head", "tail"):
+        spec = f"family:{spec}"
     if spec == "all":
         keep = list(range(len(points.labels)))
     elif spec in ("head", "tail"):
@@ -155,6 +167,11 @@ def _subset(points: Points, keep: list[int]) -> Points:
 
 
 # ---------------------------------------------------------------------------- PCA and files
+def _label_matches(label: str, wanted: Sequence[str]) -> bool:
+    """``eng`` matches a wanted ``eng_Latn`` (official tables are keyed by ISO code) and vice versa."""
+    return any(label == w or label == w.split("_", 1)[0] or label.split("_", 1)[0] == w for w in wanted)
+
+
 def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """(n, 2) coordinates and the explained variance ratio of the two components."""
     from sklearn.decomposition import PCA
@@ -197,12 +214,15 @@ def plot_table(points: Points, color_by: str, output_dir: Path, model_name: str,
     stem = Path(output_dir) / f"{points.table}_pca"
     files = [atomic_write_text(stem.with_suffix(".csv"), coordinates_csv(points, coords))]
     groups = points.group(color_by) if points.table == "language" else points.scripts
+    # Script points are labelled with their script already; a colour each only helps while colours stay distinct.
+    legend = points.table == "language" or len(set(groups)) <= plots.MAX_GROUPS
     files += plots.plot_embedding_scatter(
-        coords, points.labels, groups, stem,
+        coords, points.labels, groups if legend else ["script"] * len(groups), stem,
         title=f"{model_name}: PCA of {points.table} embeddings (n={len(points.labels)})",
         legend_title=color_by if points.table == "language" else "script",
-        always_label=always_label,
-        max_labels=max_labels or plots.MAX_LABELS,
+        always_label=[label for label in points.labels if _label_matches(label, always_label)],
+        legend=legend,
+        max_labels=plots.MAX_LABELS if max_labels is None else max_labels,
         axis_labels=(f"PC1 ({explained[0]:.1%})", f"PC2 ({explained[1]:.1%})"),
     )
     return PcaOutput(points.table, len(points.labels), explained, files, points.skipped)

@@ -26,7 +26,8 @@ import numpy as np
 
 from langsamp_cli.errors import LangsampError
 
-INSTALL_HINT = "pip install 'langsamp-cli[uriel]'"
+# No square brackets (an extra such as langsamp-cli[uriel]): rich would read them as markup and drop them.
+INSTALL_HINT = "pip install lang2vec"
 # feature set -> (file, source, feature-name prefix), as lang2vec defines them.
 FEATURE_SETS = {
     "syntax_knn": ("feature_predictions.npz", "predicted", "S_"),
@@ -43,15 +44,45 @@ FEATURE_SETS = {
 DEFAULT_SETS = ("syntax_knn",)
 
 
+def _candidate_dirs() -> list[Path]:
+    """Folders that may hold lang2vec's ``data/*.npz``, without importing lang2vec.
+
+    ``find_spec`` alone is not enough: lang2vec also installs a script ``bin/lang2vec.py``, and when
+    ``langsamp`` runs as a console script ``bin/`` is ``sys.path[0]``, so ``find_spec("lang2vec")``
+    returns that plain module (no package folder). The installed distribution's file list and the
+    other ``sys.path`` entries are searched too. ``find_spec`` returning None means not installed.
+    """
+    import sys
+
+    spec = importlib.util.find_spec("lang2vec")
+    if spec is None:
+        return []
+    folders = [Path(location) / "data" for location in (spec.submodule_search_locations or [])]
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        folders.append(Path(distribution("lang2vec").locate_file("lang2vec/data")))
+    except (PackageNotFoundError, ImportError, OSError, TypeError):
+        pass
+    folders += [Path(entry or ".") / "lang2vec" / "data" for entry in sys.path]
+    return list(dict.fromkeys(folders))
+
+
 def uriel_data_dir() -> Path:
     """The ``lang2vec/data`` folder of the installed package, or a one-line install hint."""
-    spec = importlib.util.find_spec("lang2vec")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        folder = Path(location) / "data"
+    for folder in _candidate_dirs():
         if (folder / "feature_predictions.npz").is_file():
             return folder
     raise LangsampError(f"URIEL typology needs the lang2vec data files, which are not installed; run {INSTALL_HINT}")
+
+
+def uriel_available() -> bool:
+    """Whether the URIEL data can be read (lang2vec installed with its data files)."""
+    try:
+        uriel_data_dir()
+    except LangsampError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

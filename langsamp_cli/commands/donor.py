@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 COLUMN_TITLES = {"lang": "lang cos", "script": "script cos", "uriel": "URIEL sim", "combined": "combined"}
@@ -25,7 +26,8 @@ def donor(
                                              "task:sib200|taxi1500|ner|pos (languages with training data). "
                                              "Default: the paper's ten donors."),
     top: int = typer.Option(10, "--top", help="Show (and put in --json) the best N candidates."),
-    method: str = typer.Option("lang", "--method", help="lang (language embeddings) | uriel (typology) | combined."),
+    method: str = typer.Option("lang", "--method", help="lang (language embeddings) | script (script embeddings) | "
+                               "uriel (URIEL typology) | combined (mean normalised rank of lang and uriel)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON to stdout (nothing else)."),
     evaluate: Optional[str] = typer.Option(None, "--evaluate", help="Also run transfer TASK (taxi1500|sib200|ner|pos) "
                                            "with the best donor and with English as source."),
@@ -51,7 +53,7 @@ def donor(
     tables, model_path, found = None, None, None
     if method != "uriel" or (candidates or "").strip() == "all":
         tables, model_path, found = load_tables(model, str(lang_map) if lang_map else None)
-        err.print(f"model: {model_path} ({found})", highlight=False, soft_wrap=True)
+        err.print(f"model: {model_path} ({found})", highlight=False, soft_wrap=True, markup=False)
     pool = parse_candidates(candidates, tables, data_dir)
     ranking = rank_donors(target_id, pool, tables, method, parse_feature_sets(uriel_features))
     record = {"model": model_path, "model_source": found, **ranking.to_json(top)}
@@ -62,23 +64,26 @@ def donor(
         print(json.dumps(record, indent=2, ensure_ascii=False))
         return
     for note in ranking.notes:
-        err.print(f"[yellow]note[/]: {note}", highlight=False, soft_wrap=True)
-    Console().print(ranking_table(ranking, top))
+        err.print(f"[yellow]note[/]: {escape(note)}", highlight=False, soft_wrap=True)
+    console = Console()
+    console.print(f"donors for {target_id}, ranked by {ranking.ranked_by}", highlight=False)
+    console.print(ranking_table(ranking, top))
+    if len(ranking.scores) > 1:
+        console.print("(n) = the candidate's rank by that column's method (ties share a rank)", highlight=False)
     if ranking.best:
-        Console().print(f"best donor for {target_id}: [bold]{ranking.best}[/] (by {ranking.ranked_by})")
+        console.print(f"best donor for {target_id}: [bold]{ranking.best}[/] (by {ranking.ranked_by})",
+                      highlight=False)
     if evaluate:
         Console().print(evaluation_table(record["evaluation"]))
 
 
 def ranking_table(ranking, top: int) -> Table:
-    from langsamp_cli.analysis.donor import order
+    from langsamp_cli.analysis.donor import method_ranks
 
     columns = list(ranking.scores)
     # Each method's own rank is shown beside its score, so a reader sees where the methods disagree.
-    ranks = {m: {c: i + 1 for i, c in enumerate(order(ranking.scores[m])) if ranking.scores[m][c] is not None}
-             for m in columns}
-    table = Table(title=f"donors for {ranking.target}, ranked by {ranking.ranked_by}", title_justify="left",
-                  caption="(n) = the candidate's rank by that column's method", caption_justify="left")
+    ranks = {m: method_ranks(ranking.scores[m]) for m in columns}
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("candidate")
     for m in columns:
@@ -87,7 +92,8 @@ def ranking_table(ranking, top: int) -> Table:
         cells = []
         for m in columns:
             score = ranking.scores[m].get(candidate)
-            cells.append("-" if score is None else f"{score:.4f} ({ranks[m][candidate]})")
+            cells.append("-" if score is None else f"{score:.4f}" if len(columns) == 1
+                         else f"{score:.4f} ({ranks[m][candidate]})")
         table.add_row(str(position), candidate, *cells)
     return table
 

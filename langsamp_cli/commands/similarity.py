@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from langsamp_cli.analysis.similarity import DEFAULT_LAYER, DEFAULT_N, DEFAULT_SEED, PAPER_LANGUAGES
@@ -49,25 +50,34 @@ def similarity(
                                   use_cache=not no_cache)
     _print_data_notes(err, data, result.n, n)
     files = write_outputs(result, output_dir)
-    console.print(_matrix_table(result.matrix, result.languages, f"similarity: {model}"))
+    _print_matrix(console, result.matrix, result.languages, f"similarity (centroid-subtracted cosine): {model}")
     if result.compare_matrix is not None:
-        console.print(_matrix_table(result.compare_matrix, result.languages, f"baseline: {compare}"))
+        _print_matrix(console, result.compare_matrix, result.languages, f"baseline: {compare}")
+        _print_title(console, "improvement (ours - baseline) / |baseline|, %")
         console.print(_improvement_table(result.improvement, result.languages))
         better, total = result.improved_pairs()
-        console.print(f"{better} of {total} language pairs improved over the baseline ({compare})", highlight=False)
-    err.print("wrote " + ", ".join(str(p) for p in files), highlight=False, soft_wrap=True)
+        console.print(f"{better} of {total} language pairs improved over the baseline ({compare})",
+                      highlight=False, soft_wrap=True)
+    err.print("wrote " + ", ".join(str(p) for p in files), highlight=False, soft_wrap=True, markup=False)
 
 
 def _print_data_notes(err: Console, data: dict, n_used: int, n_requested: int) -> None:
-    err.print(f"data: {data['format']} in {data['data_dir']}; {n_used} parallel sentences per language "
-              f"(pool of {data['shared_sentences']} shared)", highlight=False)
+    err.print(f"data: {data['format']} in {escape(data['data_dir'])}; {n_used} parallel sentences per language "
+              f"(pool of {data['shared_sentences']} shared)", highlight=False, soft_wrap=True)
     for wanted, used in data["aliased"].items():
         err.print(f"{wanted}: using the data of {used}", highlight=False)
+    for note in data.get("notes", []):
+        err.print(f"[yellow]note[/]: {escape(note)}", highlight=False, soft_wrap=True)
     for lang, reason in {**data["missing"], **data["dropped"]}.items():
-        err.print(f"[yellow]not used[/] {lang}: {reason}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]not used[/] {lang}: {escape(reason)}", highlight=False, soft_wrap=True)
     if n_used < n_requested:
         err.print(f"[yellow]note[/]: only {n_used} sentences are shared by all languages (asked for {n_requested})",
                   highlight=False)
+
+
+def _print_title(console: Console, title: str) -> None:
+    """A table heading on its own line: a long model path would otherwise wrap inside a narrow table."""
+    console.print(title, highlight=False, soft_wrap=True, markup=False)
 
 
 def _headers(languages: list[str]) -> list[str]:
@@ -76,24 +86,28 @@ def _headers(languages: list[str]) -> list[str]:
     return codes if len(set(codes)) == len(codes) else list(languages)
 
 
-def _table(title: str, languages: list[str]) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False,
-                  show_edge=False)
+def _table(languages: list[str]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False)
     table.add_column("", no_wrap=True, min_width=3)
     for header in _headers(languages):
         table.add_column(header, justify="right", no_wrap=True)
     return table
 
 
-def _matrix_table(matrix: np.ndarray, languages: list[str], title: str) -> Table:
-    table = _table(title, languages)
+def _print_matrix(console: Console, matrix: np.ndarray, languages: list[str], title: str) -> None:
+    _print_title(console, title)
+    console.print(_matrix_table(matrix, languages))
+
+
+def _matrix_table(matrix: np.ndarray, languages: list[str]) -> Table:
+    table = _table(languages)
     for name, row in zip(_headers(languages), matrix):
         table.add_row(name, *(f"{v:.2f}" for v in row))
     return table
 
 
 def _improvement_table(improvement: np.ndarray, languages: list[str]) -> Table:
-    table = _table("improvement (ours - baseline) / |baseline|, %", languages)
+    table = _table(languages)
     for i, (name, row) in enumerate(zip(_headers(languages), improvement)):
         cells = []
         for j, value in enumerate(row):

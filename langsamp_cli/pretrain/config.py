@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.io_utils import read_yaml_mapping
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TINY_MODEL = "tiny"
@@ -117,15 +117,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of PretrainConfig fields (dashes or underscores in keys)."""
-    path = Path(path)
-    if not path.is_file():
-        raise LangsampError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise LangsampError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise LangsampError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    data = read_yaml_mapping(path)
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
