@@ -11,6 +11,7 @@ import pkgutil
 import sys
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 
 from langsamp_cli import __version__, commands
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except LangsampError as err:
-        _err.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        _err.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/]: finished units and the last checkpoint are kept; rerun to resume")
