@@ -123,7 +123,8 @@ def plot_similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], stem: str
 
 
 def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, improvement: np.ndarray,
-                               labels: Sequence[str], names: tuple[str, str], stem: str | Path) -> list[Path]:
+                               labels: Sequence[str], names: tuple[str, str], stem: str | Path,
+                               suptitle: str | None = None) -> list[Path]:
     """Baseline | ours (shared colour scale) | improvement in percent (paper Figures 4 and 5)."""
     baseline_name, ours_name = names
     size = _cell_size(len(labels))
@@ -138,6 +139,8 @@ def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, improveme
                          "improvement (ours - baseline) / |baseline|, %", ".1f",
                          "RdBu", center_zero=True)
     fig.colorbar(diff, ax=axes[2], fraction=0.046, pad=0.04)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
     return save_figure(fig, stem)
 
 

@@ -37,14 +37,28 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
+@pytest.fixture
+def without_uriel(monkeypatch: pytest.MonkeyPatch):
+    """As if lang2vec were not installed (also drops feature sets an earlier test cached)."""
+    monkeypatch.setattr(uriel, "_candidate_dirs", lambda: [])
+    uriel._load_set.cache_clear()
+    yield
+    monkeypatch.undo()
+    uriel._load_set.cache_clear()
+
+
 # ---------------------------------------------------------------------------- ranks
 def test_normalised_ranks_with_ties_and_combination() -> None:
     ranks = donor.normalised_ranks({"a": 0.9, "b": 0.5, "c": 0.5, "d": 0.1, "e": None})
     assert ranks == {"a": 1.0, "b": pytest.approx(0.5), "c": pytest.approx(0.5), "d": 0.0}
-    combined = donor.combine({"lang": {"a": 0.9, "b": 0.1, "c": 0.5}, "uriel": {"a": 0.2, "b": 0.8, "c": None}},
+    combined = donor.combine({"lang": {"a": 0.9, "b": 0.1, "c": 0.5, "d": 0.7},
+                              "uriel": {"a": 0.2, "b": 0.8, "c": None, "d": 0.5}}, ["a", "b", "c", "d"])
+    # ranks over a, b, d (the candidates both methods scored): a: lang 1.0, uriel 0.0 -> 0.5;
+    # b: 0.0 and 1.0 -> 0.5; d: 0.5 and 0.5 -> 0.5; c has no URIEL score: no combined score at all
+    assert combined == {"a": 0.5, "b": 0.5, "c": None, "d": 0.5}
+    combined = donor.combine({"lang": {"a": 0.9, "b": 0.1, "c": None}, "uriel": {"a": 0.9, "b": 0.1, "c": 0.99}},
                              ["a", "b", "c"])
-    # a: lang rank 1.0, uriel rank 0.0 -> 0.5; b: 0.0 and 1.0 -> 0.5; c: lang only 0.5
-    assert combined == {"a": 0.5, "b": 0.5, "c": 0.5}
+    assert combined == {"a": 1.0, "b": 0.0, "c": None}  # c, unknown to the model, does not jump to the top
 
 
 # ---------------------------------------------------------------------------- embeddings
@@ -62,23 +76,54 @@ def test_planted_tables_pick_the_planted_donor() -> None:
     assert ranking.scores["script"]["zho_Hani"] == pytest.approx(1.0)
 
 
-def test_target_outside_vocabulary_falls_back_to_script_and_uriel() -> None:
+def test_target_outside_vocabulary_falls_back_to_script(without_uriel) -> None:
     tables = planted_tables()
-    ranking = donor.rank_donors("kor_Hang", PAPER_TEN, tables, "lang")  # no 'kor' row, no 'Hang' script row
-    assert "not in the language-embedding vocabulary" in ranking.notes[0]
-    assert "lang" not in ranking.scores
-    if "uriel" in ranking.scores:
-        assert ranking.ranked_by == "uriel"
-        assert ranking.best is not None
     ranking = donor.rank_donors("xyz_Hani", ["zho_Hani", "eng_Latn", "jpn_Jpan"], tables, "lang")
-    assert ranking.ranked_by in ("script", "uriel")
-    if ranking.ranked_by == "script":
-        assert ranking.best == "zho_Hani"  # same script -> cosine 1
+    assert "not in the language-embedding vocabulary" in ranking.notes[0]
+    assert any("pip install lang2vec" in note for note in ranking.notes)  # what else could be done
+    assert "lang" not in ranking.scores and ranking.ranked_by == "script"
+    assert ranking.best == "zho_Hani"  # same script -> cosine 1
+    expected = {c: cosine(tables.script[tables.script2id["Hani"]], tables.script[tables.script2id[c.split("_")[1]]])
+                for c in ["zho_Hani", "eng_Latn", "jpn_Jpan"]}
+    assert ranking.scores["script"] == pytest.approx(expected)
+    # neither a language row nor a script row ('Hang') nor URIEL: nothing to rank by, a one-line error
+    with pytest.raises(LangsampError, match="no language embedding, no script embedding") as info:
+        donor.rank_donors("kor_Hang", PAPER_TEN, tables, "lang")
+    assert "\n" not in str(info.value)
+
+
+def test_script_method_and_tied_ranks(without_uriel) -> None:
+    tables = planted_tables()
+    ranking = donor.rank_donors("yue_Hani", PAPER_TEN, tables, "script")
+    assert ranking.ranked_by == "script" and ranking.best == "zho_Hani"
+    assert {"lang", "script"} == set(ranking.scores)  # the language column is shown beside it
+    ranks = donor.method_ranks(ranking.scores["script"])
+    latin = [c for c in PAPER_TEN if c.endswith("_Latn")]
+    assert len({ranks[c] for c in latin}) == 1  # five Latin candidates tie: one shared rank
+    better = sum(ranking.scores["script"][c] > ranking.scores["script"][latin[0]] for c in PAPER_TEN)
+    assert ranks[latin[0]] == better + 1
+    assert donor.method_ranks({"a": 0.5, "b": 0.9, "c": 0.5, "d": None}) == {"b": 1, "a": 2, "c": 2}
+    # a target whose script has no row: ranked by its language embedding instead, with a note
+    ranking = donor.rank_donors("yue_Hang", PAPER_TEN, tables, "script")
+    assert ranking.ranked_by == "lang" and ranking.best == "zho_Hani"
+    assert any("script-embedding table" in note for note in ranking.notes)
 
 
 # ---------------------------------------------------------------------------- URIEL
-needs_lang2vec = pytest.mark.skipif(
-    not __import__("importlib").util.find_spec("lang2vec"), reason="lang2vec not installed (pip install lang2vec)")
+# URIEL tests need lang2vec's data files (the `test` extra installs them); no other test here may:
+# tests of the embedding paths run with URIEL made unavailable, so they give the same answer either way.
+needs_lang2vec = pytest.mark.skipif(not uriel.uriel_available(),
+                                    reason="URIEL data not installed (pip install lang2vec)")
+
+
+@needs_lang2vec
+def test_target_outside_vocabulary_falls_back_to_uriel() -> None:
+    ranking = donor.rank_donors("kor_Hang", PAPER_TEN, planted_tables(), "lang")  # no 'kor' row, no 'Hang' row
+    assert "not in the language-embedding vocabulary" in ranking.notes[0]
+    assert ranking.ranked_by == "uriel" and set(ranking.scores) == {"uriel"}
+    expected = {c: uriel.uriel_similarity("kor_Hang", c) for c in PAPER_TEN}
+    assert ranking.scores["uriel"] == pytest.approx(expected)
+    assert ranking.best == max(expected, key=expected.get)
 
 
 @needs_lang2vec
@@ -112,25 +157,45 @@ def test_uriel_method_and_combined_show_methods_side_by_side() -> None:
     uriel_ranks = donor.normalised_ranks(combined.scores["uriel"])
     for c in PAPER_TEN:
         assert combined.scores["combined"][c] == pytest.approx((lang_ranks[c] + uriel_ranks[c]) / 2)
+    # a candidate the language table lacks gets no combined score and goes last, with a note
+    tables = planted_tables()
+    del tables.lang2id["tur"]
+    partial = donor.rank_donors("yue_Hani", PAPER_TEN, tables, "combined")
+    assert partial.scores["combined"]["tur_Latn"] is None and partial.ranking[-1] == "tur_Latn"
+    assert partial.scores["uriel"]["tur_Latn"] is not None
+    assert any("tur_Latn (no lang score)" in note for note in partial.notes)
+    nine = [c for c in PAPER_TEN if c != "tur_Latn"]
+    lang_ranks = donor.normalised_ranks({c: partial.scores["lang"][c] for c in nine})
+    uriel_ranks = donor.normalised_ranks({c: partial.scores["uriel"][c] for c in nine})
+    for c in nine:
+        assert partial.scores["combined"][c] == pytest.approx((lang_ranks[c] + uriel_ranks[c]) / 2)
 
 
-def test_missing_lang2vec_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_lang2vec_gives_the_install_hint(without_uriel) -> None:
+    with pytest.raises(LangsampError, match="pip install lang2vec"):
+        donor.rank_donors("por_Latn", PAPER_TEN, None, "uriel")
+    with pytest.raises(LangsampError, match="pip install lang2vec"):
+        donor.rank_donors("yue_Hani", PAPER_TEN, planted_tables(), "combined")
+    # with --method lang it is only a note: an unknown target is still ranked by script embedding
+    ranking = donor.rank_donors("xyz_Hani", PAPER_TEN, planted_tables(), "lang")
+    assert any("pip install lang2vec" in note for note in ranking.notes)
+    assert ranking.ranked_by == "script" and ranking.best == "zho_Hani"
+
+
+@needs_lang2vec
+def test_uriel_data_found_when_the_lang2vec_script_shadows_the_package(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """lang2vec installs bin/lang2vec.py; run as the `langsamp` console script, bin/ is sys.path[0] and
+    find_spec('lang2vec') returns that plain module. The data must still be found."""
     import importlib.util
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    uriel._load_set.cache_clear()
-    try:
-        with pytest.raises(LangsampError, match=r"pip install 'langsamp-cli\[uriel\]'"):
-            donor.rank_donors("por_Latn", PAPER_TEN, None, "uriel")
-        # with --method lang it is only a note: an unknown target is still ranked by script embedding
-        ranking = donor.rank_donors("xyz_Hani", PAPER_TEN, planted_tables(), "lang")
-        assert any("langsamp-cli[uriel]" in note for note in ranking.notes)
-        assert ranking.ranked_by == "script" and ranking.best == "zho_Hani"
-        with pytest.raises(LangsampError, match="no language embedding, no script embedding"):
-            donor.rank_donors("kor_Hang", PAPER_TEN, planted_tables(), "lang")
-    finally:
-        monkeypatch.undo()
-        uriel._load_set.cache_clear()
+    (tmp_path / "lang2vec.py").write_text("raise SystemExit('must not be imported')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    spec = importlib.util.find_spec("lang2vec")
+    assert spec is not None and spec.origin == str(tmp_path / "lang2vec.py")  # the shadowing really happens
+    folder = uriel.uriel_data_dir()
+    assert (folder / "feature_predictions.npz").is_file() and folder.parent.name == "lang2vec"
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -195,13 +260,25 @@ def test_cli_json_on_a_planted_checkpoint(planted_checkpoint: Path) -> None:
     assert [r["rank"] for r in record["ranking"]] == list(range(1, 11))
 
 
-def test_cli_unknown_target_shows_other_rankings(planted_checkpoint: Path) -> None:
-    # Wu Chinese has no row in the planted table; script embedding (and URIEL when installed) still rank
+def test_cli_unknown_target_shows_other_rankings(planted_checkpoint: Path, without_uriel) -> None:
+    # Wu Chinese has no row in the planted table; the script embedding still ranks the candidates
     result = run_cli(["donor", "--target", "wuu_Hani", "--model", str(planted_checkpoint), "--top", "3"])
     assert result.exit_code == 0, result.output
     assert "not in the language-embedding vocabulary" in result.output
-    assert "script cos" in result.output
-    assert "best donor for wuu_Hani: zho_Hani" in result.output
+    assert "pip install lang2vec" in result.output  # the typology route, and how to get it
+    assert "script cos" in result.output and "lang cos" not in result.output
+    assert "best donor for wuu_Hani: zho_Hani (by script)" in result.output
+
+
+@needs_lang2vec
+def test_cli_unknown_target_with_uriel(planted_checkpoint: Path) -> None:
+    result = run_cli(["donor", "--target", "wuu_Hani", "--model", str(planted_checkpoint), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["ranked_by"] == "uriel" and record["best"] == "zho_Hani"
+    assert "not in the language-embedding vocabulary" in record["notes"][0]
+    row = record["ranking"][0]
+    assert row["script"] == pytest.approx(1.0) and row["method_ranks"] == {"script": 1, "uriel": 1}
 
 
 @needs_lang2vec
@@ -235,3 +312,11 @@ def test_cli_evaluate_runs_english_and_the_donor(planted_checkpoint: Path, tmp_p
     assert 0.0 <= scores["english"] <= 1.0 and 0.0 <= scores["donor"] <= 1.0
     for source, path in evaluation["results"].items():
         assert f"source-{source}" in path and Path(path).is_file()
+
+
+def test_the_target_under_another_id_is_not_a_donor(without_uriel) -> None:
+    # task:sib200 candidates use FLORES ids: yue_Hant is the target yue_Hani itself, zho_Hans a real donor
+    ranking = donor.rank_donors("yue_Hani", ["yue_Hant", "zho_Hans", "eng_Latn", "yue_Hani"], planted_tables(), "lang")
+    assert ranking.candidates == ["zho_Hans", "eng_Latn"]
+    assert ranking.best == "zho_Hans"
+    assert any("yue_Hant" in note and "target language itself" in note for note in ranking.notes)

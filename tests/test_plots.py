@@ -140,3 +140,106 @@ def test_plot_embeddings_on_a_plain_checkpoint_is_one_line_error(tiny_model_dir:
     with pytest.raises(SystemExit) as exit_info:
         main(["plot-embeddings", "--model", str(tiny_model_dir), "--output-dir", str(tmp_path)])
     assert exit_info.value.code == 2
+
+
+def test_many_groups_get_distinct_colours_and_small_ones_pool_as_other() -> None:
+    groups = [f"g{i:02d}" for i in range(25) for _ in range(25 - i)]  # g00 has 25 points ... g24 has 1
+    shown = plots.limit_groups(groups)
+    named = sorted(set(shown) - {plots.OTHER_GROUP})
+    assert named == [f"g{i:02d}" for i in range(plots.MAX_GROUPS)]  # the largest keep their names
+    assert shown.count(plots.OTHER_GROUP) == sum(range(1, 25 - plots.MAX_GROUPS + 1))
+    colours = plots._colour_map(shown + [plots.UNKNOWN_GROUP])
+    rgb = [tuple(round(c, 3) for c in colours[g][:3]) for g in named]
+    assert len(set(rgb)) == len(named)  # no two groups share a colour
+    assert all(len({r, g, b}) > 1 for r, g, b in rgb)  # no named group is drawn grey like 'other'/'unknown'
+    assert list(colours)[-2:] == [plots.OTHER_GROUP, plots.UNKNOWN_GROUP]
+    few = plots._colour_map([f"h{i}" for i in range(9)])
+    assert len({c[:3] for c in few.values()}) == 9 and all(len(set(c[:3])) > 1 for c in few.values())
+
+
+OFFICIAL_CODES = ["arb", "cmn", "deu", "eng", "fra", "hin", "jpn", "kor", "rus", "spa", "yue", "zho"]
+OFFICIAL_SCRIPTS = ["Arab", "Cyrl", "Deva", "Hang", "Hani", "Jpan", "Latn"]
+
+
+@pytest.fixture(scope="module")
+def official_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official LangSAMP layout: tables inside the state dict, flags in config.json, full_dicts.json."""
+    import torch
+    from safetensors.torch import save_file
+
+    from langsamp_cli.model import OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY
+
+    folder = tmp_path_factory.mktemp("official")
+    rng = np.random.default_rng(2)
+    save_file({OFFICIAL_LANG_KEY: torch.from_numpy(rng.normal(size=(len(OFFICIAL_CODES), 16)).astype(np.float32)),
+               OFFICIAL_SCRIPT_KEY: torch.from_numpy(rng.normal(size=(len(OFFICIAL_SCRIPTS), 16)).astype(np.float32))},
+              str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "xlm-roberta", "hidden_size": 16, "use_lang_embedding": True, "use_script_embedding": True,
+        "lang_size": len(OFFICIAL_CODES), "script_size": len(OFFICIAL_SCRIPTS)}), encoding="utf-8")
+    (folder / "full_dicts.json").write_text(json.dumps({
+        "lang2id": {c: i for i, c in enumerate(OFFICIAL_CODES)},
+        "script2id": {s: i for i, s in enumerate(OFFICIAL_SCRIPTS)}}), encoding="utf-8")
+    return folder
+
+
+def test_plot_embeddings_on_the_official_format(official_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("langsamp_cli.languages")
+    from typer.testing import CliRunner
+
+    from langsamp_cli.cli import app
+
+    out = tmp_path / "family"
+    result = CliRunner().invoke(app, ["plot-embeddings", "--model", str(official_dir), "--languages", "Indo-European",
+                                      "--color-by", "family", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "language_pca.csv").open(encoding="utf-8")))
+    assert sorted(r["label"] for r in rows) == ["deu", "eng", "fra", "hin", "rus", "spa"]  # a bare family name
+    assert {r["family"] for r in rows} == {"Indo-European"}
+    assert len(list(csv.DictReader((out / "script_pca.csv").open(encoding="utf-8")))) == len(OFFICIAL_SCRIPTS)
+
+    out = tmp_path / "all"
+    result = CliRunner().invoke(app, ["plot-embeddings", "--model", str(official_dir), "--languages", "all",
+                                      "--max-labels", "3", "--label", "yue_Hant,cmn", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["label"]: r for r in csv.DictReader((out / "language_pca.csv").open(encoding="utf-8"))}
+    assert list(rows) == OFFICIAL_CODES
+    # Korean is colour-coded by the script the checkpoint has a row for (Hang), not the ISO default (Kore)
+    assert rows["kor"]["script"] == "Hang" and rows["kor"]["lang_script"] == "kor_Hang"
+    assert rows["zho"]["head_tail"] == "head" and rows["yue"]["head_tail"] == "tail"
+    svg = svg_text(out / "language_pca.svg")
+    assert "3 of 12 labelled" in svg
+    assert "<!-- yue -->" in svg and "<!-- cmn -->" in svg  # --label names are always shown
+
+
+def test_plot_embeddings_on_a_lang_only_checkpoint_plots_that_table(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+    from typer.testing import CliRunner
+
+    from langsamp_cli.cli import app
+    from langsamp_cli.model import build_model, save_checkpoint
+
+    tables = fake_tables()
+    model = build_model(str(tiny_model_dir), tables.lang2id, tables.script2id, variant="lang")
+    ckpt = save_checkpoint(model, AutoTokenizer.from_pretrained(str(tiny_model_dir)), tmp_path / "lang-only")
+    out = tmp_path / "emb"
+    result = CliRunner().invoke(app, ["plot-embeddings", "--model", str(ckpt), "--languages", "all",
+                                      "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "no script-embedding table" in result.output
+    assert [t["table"] for t in json.loads((out / "pca.json").read_text())["tables"]] == ["language"]
+    assert_figure([out / "language_pca.png", out / "language_pca.svg"])
+    assert not (out / "script_pca.png").exists()
+
+
+def test_plot_embeddings_default_model_offline_is_a_one_line_error(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hub")}
+    proc = subprocess.run([sys.executable, "-m", "langsamp_cli", "plot-embeddings", "--output-dir", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "yihongLiu/LangSAMP" in lines[0] and "--model" in lines[0]

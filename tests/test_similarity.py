@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from langsamp_cli.analysis.similarity import PAPER_LANGUAGES, improvement_percent, pairwise_similarity
+from langsamp_cli.analysis.similarity import (PAPER_LANGUAGES, display_names, improvement_percent,
+                                              pairwise_similarity)
 from langsamp_cli.data.multiparallel import load_multiparallel, sample_parallel
 from langsamp_cli.errors import LangsampError
 from conftest import SAMPLE_TEXTS, all_sample_texts
@@ -191,6 +193,34 @@ def test_fewer_than_two_languages_is_a_one_line_error(tiny_model_dir: Path, tmp_
     with pytest.raises(LangsampError, match="at least 2 languages") as info:
         run_similarity(str(tiny_model_dir), tmp_path, ["eng_Latn", "hin_Deva"], n=4)
     assert "hin_Deva" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_reader_notes_are_reported_not_warned(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "bibles"
+    data.mkdir()
+    verses = "".join(f"4000100{i}\tverse {i}\n" for i in range(1, 6))
+    for name in ("eng_Latn.A.tsv", "eng_Latn.B.tsv", "spa_Latn.C.tsv"):  # two English Bibles: one is used
+        (data / name).write_text(verses, encoding="utf-8")
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw Python warning would fail here
+        result = run_cli(["similarity", "--model", str(tiny_model_dir), "--data-dir", str(data), "--languages",
+                          "eng_Latn,spa_Latn", "--n", "4", "--output-dir", str(out), "--no-cache"])
+    assert result.exit_code == 0, result.output
+    assert "note: eng_Latn.B.tsv: eng_Latn already comes from eng_Latn.A.tsv; not used" in result.output
+    record = json.loads((out / "similarity.json").read_text())
+    assert record["provenance"]["data"]["sources"]["eng_Latn"][0].endswith("eng_Latn.A.tsv")
+    assert record["provenance"]["data"]["notes"] == ["eng_Latn.B.tsv: eng_Latn already comes from eng_Latn.A.tsv; "
+                                                     "not used"]
+
+
+def test_figure_titles_tell_the_models_apart() -> None:
+    assert display_names("runs/pretrain-demo/final", "runs/pretrain-vanilla/final") == (
+        "pretrain-demo/final", "pretrain-vanilla/final")
+    assert display_names("/x/both", "/x/vanilla") == ("both", "vanilla")
+    assert display_names("out/a/checkpoint-500") == ("a/checkpoint-500", None)
+    assert display_names("xlm-roberta-base", "yihongLiu/LangSAMP") == ("xlm-roberta-base", "LangSAMP")
+    assert display_names("a/run/final", "b/run/final") == ("a/run/final", "b/run/final")
 
 
 def run_real_sib200(model: Path, data: Path, out: Path, n: int) -> dict:

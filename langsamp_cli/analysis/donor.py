@@ -9,11 +9,13 @@ Methods, each giving a score per candidate (higher = better donor):
   the same script ties). Shown beside ``lang``, used when the target has no language embedding,
   and selectable with ``--method script``.
 - ``uriel``: URIEL typological similarity (see :mod:`langsamp_cli.analysis.uriel`).
-- ``combined``: for every method that scored a candidate, its rank is normalised to
-  ``1 - (rank - 1) / (k - 1)`` over the k candidates that method scored (ties share the mean rank),
-  and the combined score is the mean of those normalised ranks over ``lang`` and ``uriel``
-  (``script`` replaces ``lang`` when the target has no language embedding). Ranks rather than raw
-  scores, because cosine and URIEL similarities live on different scales.
+- ``combined``: over the k candidates that every combined method scored, each method's rank is
+  normalised to ``1 - (rank - 1) / (k - 1)`` (ties share the mean rank), and the combined score is
+  the mean of those normalised ranks over ``lang`` and ``uriel`` (``script`` replaces ``lang`` when
+  the target has no language embedding). Ranks rather than raw scores, because cosine and URIEL
+  similarities live on different scales. A candidate one of the methods cannot score (no row in the
+  language table, no URIEL entry) gets no combined score and is listed last: averaging only the
+  ranks it has would let a language the model never saw outrank ones it knows.
 
 A target outside the language-embedding vocabulary is not an error: the report says so and ranks
 the candidates by script embedding and by URIEL instead.
@@ -106,7 +108,8 @@ def script_key(lang_script: str, key2id: dict[str, int]) -> str | None:
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / norm) if norm > 0 else 0.0
+    # clipped: a row against itself (same script) is 1, not 1.0000000000000002
+    return float(np.clip(a @ b / norm, -1.0, 1.0)) if norm > 0 else 0.0
 
 
 def embedding_scores(table: np.ndarray | None, key2id: dict[str, int], target: str, candidates: Sequence[str],
@@ -142,12 +145,11 @@ def normalised_ranks(scores: dict[str, float | None]) -> dict[str, float]:
 
 
 def combine(methods: dict[str, dict[str, float | None]], candidates: Sequence[str]) -> dict[str, float | None]:
-    rank_tables = [normalised_ranks(scores) for scores in methods.values()]
-    combined = {}
-    for candidate in candidates:
-        values = [table[candidate] for table in rank_tables if candidate in table]
-        combined[candidate] = float(np.mean(values)) if values else None
-    return combined
+    """Mean normalised rank over ``methods``, for the candidates every method scored (others: None)."""
+    complete = [c for c in candidates if all(scores.get(c) is not None for scores in methods.values())]
+    rank_tables = [normalised_ranks({c: scores[c] for c in complete}) for scores in methods.values()]
+    return {c: (float(np.mean([table[c] for table in rank_tables])) if c in complete and rank_tables else None)
+            for c in candidates}
 
 
 def order(scores: dict[str, float | None]) -> list[str]:
@@ -222,10 +224,15 @@ def rank_donors(target: str, candidates: Sequence[str], tables=None, method: str
     """Score ``candidates`` as donors for ``target``; ``tables`` is model.EmbeddingTables (not needed for uriel)."""
     if method not in METHODS:
         raise LangsampError(f"--method {method!r} is unknown; use one of {', '.join(METHODS)}")
-    candidates = [c for c in dict.fromkeys(candidates) if c != target]
+    same = {target, *_aliases(target)}  # yue_Hant is the target yue_Hani under its FLORES id: not a donor
+    excluded = [c for c in dict.fromkeys(candidates) if c in same]
+    candidates = [c for c in dict.fromkeys(candidates) if c not in same]
     if not candidates:
         raise LangsampError(f"no candidate donors left for {target} (the target itself is not a candidate)")
     ranking = DonorRanking(target, method, method, candidates)
+    if [c for c in excluded if c != target]:
+        ranking.notes.append(f"not ranked: {', '.join(c for c in excluded if c != target)} (the target language "
+                             "itself under another id)")
     if method != "uriel":
         _add_embedding_columns(ranking, tables)
     if method in ("uriel", "combined") or method not in ranking.scores:
@@ -241,6 +248,11 @@ def rank_donors(target: str, candidates: Sequence[str], tables=None, method: str
             parts["script"] = ranking.scores["script"]
         ranking.scores["combined"] = combine(parts, candidates)
         ranking.notes.append(f"combined = mean normalised rank over {', '.join(parts)}")
+        partial = {c: [m for m, scores in parts.items() if scores.get(c) is None] for c in candidates}
+        partial = {c: missing for c, missing in partial.items() if missing}
+        if partial:
+            ranking.notes.append("no combined score (listed last): " + "; ".join(
+                f"{c} (no {' or '.join(missing)} score)" for c, missing in partial.items()))
     for candidate, score in ranking.scores.get(ranking.ranked_by, {}).items():
         if score is None:
             ranking.unscored[candidate] = f"no {ranking.ranked_by} score (not in that table / database)"
@@ -411,6 +423,7 @@ def _transfer_scores(task: str, model: str, source: str, target: str, data_dir, 
     flags = {**options, "model": model, "source_lang": source, "languages": None,
              "data_dir": str(data_dir) if data_dir else options.get("data_dir"), "output_dir": str(root)}
     settings = transfer_cli._settings(task, None, flags)
+    _cap_max_length(settings, model, console)
     seeds = parse_seeds(settings.pop("seeds", None))[:1]
     data = _task_data(transfer_cli, task, settings, console)
     data = restrict_languages(data, [target], str(settings.get("data_dir")))
@@ -420,6 +433,20 @@ def _transfer_scores(task: str, model: str, source: str, target: str, data_dir, 
 
     units = Path(summary.results[0]).parent / UNITS_DIR
     return {**_unit_score(units, target, runner.task.headline), "results": str(summary.results[0])}
+
+
+def _cap_max_length(settings: dict, model: str, console) -> None:
+    """The task's max_length (256) cut to the model's positions: small demo models have 128, and a longer
+    input would index past the position table."""
+    from langsamp_cli.analysis.similarity import model_max_length
+
+    wanted = int(settings["max_length"])
+    usable = model_max_length(model, wanted)
+    if usable < wanted:
+        settings["max_length"] = usable
+        if console is not None:
+            console.print(f"note: max_length {wanted} -> {usable} (the positions {model} has)", highlight=False,
+                          markup=False, soft_wrap=True)
 
 
 def _task_data(transfer_cli, task: str, settings: dict, console):

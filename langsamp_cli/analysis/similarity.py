@@ -203,13 +203,15 @@ def write_outputs(result: SimilarityResult, output_dir: Path) -> list[Path]:
     written += plots.plot_similarity_heatmap(result.matrix, result.languages, output_dir / "similarity",
                                              title=f"{ours_name}: centroid-subtracted cosine (n={result.n})")
     if result.compare_matrix is not None and result.improvement is not None:
+        better, total = result.improved_pairs()
         written.append(atomic_write_text(output_dir / "similarity_baseline.csv",
                                          matrix_csv(result.compare_matrix, result.languages)))
         written.append(atomic_write_text(output_dir / "improvement_percent.csv",
                                          matrix_csv(result.improvement, result.languages, "{:.4f}")))
         written += plots.plot_similarity_comparison(
             result.matrix, result.compare_matrix, result.improvement, result.languages,
-            (baseline_name, ours_name), output_dir / "similarity_compare")
+            (baseline_name, ours_name), output_dir / "similarity_compare",
+            suptitle=f"centroid-subtracted cosine, n={result.n}: {better} of {total} language pairs improved")
     json_path = output_dir / "similarity.json"
     result.files = [*written, json_path]
     atomic_write_json(json_path, to_json(result))

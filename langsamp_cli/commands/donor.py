@@ -50,6 +50,11 @@ def donor(
     if top < 1:
         raise LangsampError(f"--top must be at least 1 (got {top})")
     target_id = parse_lang_script(target).id
+    if evaluate:
+        from langsamp_cli.analysis.donor import TRANSFER_TASKS
+
+        if evaluate not in TRANSFER_TASKS:  # before any model is loaded or ranked
+            raise LangsampError(f"--evaluate {evaluate!r}: use one of {', '.join(TRANSFER_TASKS)}")
     tables, model_path, found = None, None, None
     if method != "uriel" or (candidates or "").strip() == "all":
         tables, model_path, found = load_tables(model, str(lang_map) if lang_map else None)
@@ -57,24 +62,28 @@ def donor(
     pool = parse_candidates(candidates, tables, data_dir)
     ranking = rank_donors(target_id, pool, tables, method, parse_feature_sets(uriel_features))
     record = {"model": model_path, "model_source": found, **ranking.to_json(top)}
+    if not as_json:  # the ranking first: --evaluate fine-tunes twice, which takes a while
+        _print_ranking(ranking, top, err)
     if evaluate:
         record["evaluation"] = _evaluate(evaluate, ranking, model_path or model, data_dir, output_dir,
                                          eval_option or [], err)
     if as_json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
-        return
+    elif evaluate:
+        Console().print(evaluation_table(record["evaluation"]))
+
+
+def _print_ranking(ranking, top: int, err: Console) -> None:
     for note in ranking.notes:
         err.print(f"[yellow]note[/]: {escape(note)}", highlight=False, soft_wrap=True)
     console = Console()
-    console.print(f"donors for {target_id}, ranked by {ranking.ranked_by}", highlight=False)
+    console.print(f"donors for {ranking.target}, ranked by {ranking.ranked_by}", highlight=False)
     console.print(ranking_table(ranking, top))
     if len(ranking.scores) > 1:
         console.print("(n) = the candidate's rank by that column's method (ties share a rank)", highlight=False)
     if ranking.best:
-        console.print(f"best donor for {target_id}: [bold]{ranking.best}[/] (by {ranking.ranked_by})",
+        console.print(f"best donor for {ranking.target}: [bold]{ranking.best}[/] (by {ranking.ranked_by})",
                       highlight=False)
-    if evaluate:
-        Console().print(evaluation_table(record["evaluation"]))
 
 
 def ranking_table(ranking, top: int) -> Table:

@@ -66,11 +66,10 @@ def plot_embeddings(
     console = Console()
     console.print(f"PCA of {name}", highlight=False, soft_wrap=True, markup=False)
     summary = Table()
-    for column in ("table", "points", "PC1 var", "PC2 var", "files"):
-        summary.add_column(column)
+    for column in ("table", "points", "PC1 var", "PC2 var"):  # the files are listed on the 'wrote' line
+        summary.add_column(column, justify="left" if column == "table" else "right")
     for out in outputs:
-        summary.add_row(out.table, str(out.n), f"{out.explained_variance[0]:.1%}", f"{out.explained_variance[1]:.1%}",
-                        ", ".join(p.name for p in out.files))
+        summary.add_row(out.table, str(out.n), f"{out.explained_variance[0]:.1%}", f"{out.explained_variance[1]:.1%}")
     console.print(summary)
     record = {"model": str(model_path), "model_source": found, "languages": languages, "color_by": color_by,
               "tables": [{"table": o.table, "n": o.n, "explained_variance": o.explained_variance,
