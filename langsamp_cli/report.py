@@ -5,7 +5,8 @@ For each (model, task, seed) the score of a language group is the mean over its 
 the sample standard deviation (ddof=1) of those group scores, as in the paper's Table 1. A single
 seed shows no std. Three tables, each as Markdown, CSV (tidy, numeric) and LaTeX:
 
-- ``table1``: rows = models, columns = task x group (the paper's Table 1 with models side by side),
+- ``table1``: rows = tasks, columns = group x model (the paper's Table 1: models side by side in
+  each of tail, head, Latn, non-Latn, all; best per task and group in bold),
 - ``families``: rows = task x language family, columns = models (Appendix C style),
 - ``languages``: rows = task x language, columns = models (the per-language appendix tables).
 
@@ -15,6 +16,7 @@ Run folders with unit files newer than their results.json (shards not merged yet
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,9 +110,15 @@ def _finite(value) -> bool:
 
 
 def model_labels(frame: pd.DataFrame) -> dict[str, str]:
-    """Short model names (last path part); the unique slug where two models share one."""
+    """Short model names: the last path part, or the last two (``pretrain-demo/final``) where two models share
+    the last one, or the unique slug where even those collide."""
     paths = frame.drop_duplicates("model_key").set_index("model_key")["model_path"]
-    short = {key: Path(str(path).rstrip("/\\")).name or str(path) for key, path in paths.items()}
+    parts = {key: [p for p in re.split(r"[\\/]+", str(path)) if p not in ("", ".")] or [str(path)]
+             for key, path in paths.items()}
+    for depth in (1, 2):
+        short = {key: "/".join(names[-depth:]) for key, names in parts.items()}
+        if len(set(short.values())) == len(short):
+            return short
     counts = pd.Series(list(short.values())).value_counts()
     return {key: (name if counts[name] == 1 else key) for key, name in short.items()}
 
@@ -193,7 +201,7 @@ def table1_cells(report: Report) -> tuple[list[tuple[str, str]], list[str], list
     columns = [(t, grp) for t in dict.fromkeys(g.task) for grp in report.group_order]  # empty group: "-"
     models = list(dict.fromkeys(g.model))
     indexed = g.set_index(["model", "task", "group"])
-    best = g.groupby(["task", "group"])["mean"].max()
+    best = g.assign(shown=g["mean"].round(1)).groupby(["task", "group"])["shown"].max()  # ties as printed
     body = []
     for model in models:
         row = []
@@ -203,25 +211,41 @@ def table1_cells(report: Report) -> tuple[list[tuple[str, str]], list[str], list
                 continue
             entry = indexed.loc[(model, task, group)]
             text = cell(entry["mean"], entry["std"])
-            row.append(f"**{text}**" if len(models) > 1 and entry["mean"] == best[(task, group)] else text)
+            row.append(f"**{text}**" if len(models) > 1 and round(entry["mean"], 1) == best[(task, group)] else text)
         body.append(row)
     return columns, models, body
 
 
-def table1_markdown(report: Report) -> str:
+def table1_grid(report: Report) -> tuple[list[str], list[str], list[str], list[list[str]]]:
+    """The paper's Table 1: rows = tasks, columns = group x model (models side by side in each group).
+
+    Returns (tasks, groups, models, rows) where ``rows[i]`` holds task i's cells in the order
+    group 1 model 1, group 1 model 2, ..., group 2 model 1, ... (bold = best in its task and group).
+    """
     columns, models, body = table1_cells(report)
-    header = ["model", *(f"{task_label(t)} {grp}" for t, grp in columns)]
-    return markdown_table(header, [[m, *row] for m, row in zip(models, body)])
+    tasks = list(dict.fromkeys(t for t, _ in columns))
+    groups = list(dict.fromkeys(g for _, g in columns))
+    where = {column: i for i, column in enumerate(columns)}
+    rows = [[body[m][where[(task, group)]] for group in groups for m in range(len(models))] for task in tasks]
+    return tasks, groups, models, rows
+
+
+def table1_markdown(report: Report) -> str:
+    tasks, groups, models, rows = table1_grid(report)
+    header = ["task", *(group if len(models) == 1 else f"{group} {model}" for group in groups for model in models)]
+    return markdown_table(header, [[task_label(t), *row] for t, row in zip(tasks, rows)])
 
 
 def table1_latex(report: Report) -> str:
-    columns, models, body = table1_cells(report)
-    tasks = list(dict.fromkeys(t for t, _ in columns))
-    spans = " & ".join(f"\\multicolumn{{{sum(t == c for c, _ in columns)}}}{{c}}{{{latex_escape(task_label(t))}}}"
-                       for t in tasks)
-    lines = [f"\\begin{{tabular}}{{l{'r' * len(columns)}}}", "\\toprule", f" & {spans} \\\\",
-             "model & " + " & ".join(latex_escape(grp) for _, grp in columns) + " \\\\", "\\midrule"]
-    lines += [" & ".join([latex_escape(m), *(_latex_bold(c) for c in row)]) + " \\\\" for m, row in zip(models, body)]
+    tasks, groups, models, rows = table1_grid(report)
+    width = len(groups) * len(models)
+    lines = [f"\\begin{{tabular}}{{l{'r' * width}}}", "\\toprule"]
+    spans = " & ".join(f"\\multicolumn{{{len(models)}}}{{c}}{{{latex_escape(g)}}}" for g in groups)
+    lines.append(f" & {spans} \\\\")
+    lines.append("task & " + " & ".join(latex_escape(m) for _ in groups for m in models) + " \\\\")
+    lines.append("\\midrule")
+    lines += [" & ".join([latex_escape(task_label(t)), *(_latex_bold(c) for c in row)]) + " \\\\"
+              for t, row in zip(tasks, rows)]
     return "\n".join([*lines, "\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
@@ -229,8 +253,10 @@ def side_by_side(frame: pd.DataFrame, index: list[str]) -> tuple[list[str], list
     """Rows = ``index`` values, one column per model, cells mean (std)."""
     models = list(dict.fromkeys(frame.model))
     cells = frame.assign(cell=[cell(m, s) for m, s in zip(frame["mean"], frame["std"])])
+    cells[index] = cells[index].astype(object).where(cells[index].notna(), "-")  # pivot drops missing keys
+    order = list(dict.fromkeys(cells[index].itertuples(index=False, name=None)))  # the frame's (sorted) order
     wide = cells.pivot_table(index=index, columns="model", values="cell", aggfunc="first", sort=False)
-    wide = wide.reindex(columns=models).fillna("-").reset_index()
+    wide = wide.reindex(index=pd.MultiIndex.from_tuples(order, names=index), columns=models).fillna("-").reset_index()
     rows = [[_text(v) for v in row] for row in wide.itertuples(index=False)]
     return [*index, *models], rows
 

@@ -92,15 +92,28 @@ def test_group_mean_std_over_seeds_vs_numpy(results_root: Path):
 
 
 def test_table1_layout_markdown_and_bold_best(results_root: Path):
+    """The paper's Table 1: one row per task, each group's column holds the models side by side."""
     md = render(build_report([results_root]))["table1"]["md"].splitlines()
-    assert md[0] == ("| model | SR-B tail | SR-B head | SR-B Latn | SR-B non-Latn | SR-B all | SIB200 tail | "
-                     "SIB200 head | SIB200 Latn | SIB200 non-Latn | SIB200 all |")
-    rows = {line.split(" | ")[0].strip("| "): line.strip("|").split(" | ") for line in md[2:]}
-    assert set(rows) == {"glot500-base", "langsamp"}
+    groups = ["tail", "head", "Latn", "non-Latn", "all"]
+    assert md[0] == "| task | " + " | ".join(f"{g} {m}" for g in groups for m in ("glot500-base", "langsamp")) + " |"
+    assert md[1] == "| --- | " + " | ".join(["---:"] * 10) + " |"
+    rows = {line.split(" | ")[0].strip("| "): [c.strip() for c in line.strip("|").split(" | ")] for line in md[2:]}
+    assert list(rows) == ["SR-B", "SIB200"]  # the paper's task order
     mean, std = expected("/ckpt/langsamp", "tail", SEEDS)
-    assert rows["langsamp"][6].strip() == f"**{mean:.1f} ({std:.1f})**"  # higher everywhere -> bold
+    base_mean, base_std = expected("/ckpt/glot500-base", "tail", SEEDS)
+    assert rows["SIB200"][1] == f"{base_mean:.1f} ({base_std:.1f})"
+    assert rows["SIB200"][2] == f"**{mean:.1f} ({std:.1f})**"  # higher everywhere -> bold
     sr_b_all = expected("/ckpt/glot500-base", "all", [None])[0]
-    assert rows["glot500-base"][5].strip() == f"{sr_b_all:.1f}"  # one seed: no std, not bold
+    assert rows["SR-B"][9] == f"{sr_b_all:.1f}"  # one seed: no std, not bold
+    head_mean, head_std = expected("/ckpt/langsamp", "head", SEEDS)
+    assert rows["SIB200"][4] == f"**{head_mean:.1f} ({head_std:.1f})**"
+
+
+def test_table1_single_model_has_plain_group_columns(tmp_path: Path):
+    write_json(tmp_path / "r" / "results.json", results_json("sr-t", "/ckpt/langsamp", None, "acc@10"))
+    md = render(build_report([tmp_path / "r"]))["table1"]["md"].splitlines()
+    assert md[0] == "| task | tail | head | Latn | non-Latn | all |"
+    assert md[2].startswith("| SR-T | ") and "**" not in md[2]
 
 
 def test_files_written_and_reloadable(results_root: Path, tmp_path: Path):
@@ -121,7 +134,8 @@ def test_files_written_and_reloadable(results_root: Path, tmp_path: Path):
     families = pd.read_csv(out / "families.csv")
     assert set(families.family) == {"Indo-European", "Atlantic-Congo", "unknown"}
     tex = (out / "table1.tex").read_text()
-    assert tex.startswith("\\begin{tabular}{lrrrrrrrrrr}") and "\\multicolumn{5}{c}{SIB200}" in tex
+    assert tex.startswith("\\begin{tabular}{lrrrrrrrrrr}") and "\\multicolumn{2}{c}{non-Latn}" in tex
+    assert "task & glot500-base & langsamp & glot500-base" in tex and "\nSIB200 & " in tex
     assert tex.rstrip().endswith("\\end{tabular}") and len(re.findall(r"\\\\$", tex, re.M)) == 4
     assert "chr\\_Cher" in (out / "languages.tex").read_text()
     md_rows = (out / "languages.md").read_text().splitlines()
@@ -132,7 +146,7 @@ def test_single_format_and_metric_choice(results_root: Path, tmp_path: Path):
     out = tmp_path / "only-md"
     run_main(["report", results_root, "--output-dir", out, "--format", "md", "--metric", "other"])
     assert sorted(p.suffix for p in out.iterdir()) == [".md"] * 3
-    assert "| glot500-base | **50.0** | **50.0** |" in (out / "table1.md").read_text()  # ties: both bold
+    assert "| SR-B | **50.0** | **50.0** | **50.0** |" in (out / "table1.md").read_text()  # ties: both bold
     with pytest.raises(LangsampError, match="--format pdf: use a comma list of md, csv, tex"):
         parse_formats("pdf")
 
@@ -211,5 +225,38 @@ def test_group_without_languages_shows_a_dash(tmp_path: Path):
     results["languages"] = [r for r in results["languages"] if r["head_tail"] == "head"]
     write_json(tmp_path / "r" / "results.json", results)
     md = render(build_report([tmp_path / "r"]))["table1"]["md"].splitlines()
-    assert md[0].startswith("| model | SR-T tail | SR-T head |")
-    assert md[2].startswith("| langsamp | - | ")
+    assert md[0].startswith("| task | tail | head |")
+    assert md[2].startswith("| SR-T | - | ")
+
+
+def test_models_sharing_a_folder_name_are_told_apart(tmp_path: Path):
+    """Two checkpoints both called `final` get their parent folder in the label, not a hash."""
+    for name, model in (("pretrain-demo", "/ckpt/langsamp"), ("pretrain-vanilla", "/ckpt/glot500-base")):
+        results = results_json("sr-t", model, None, "acc@10")
+        results.update(model=f"runs/{name}/final", model_slug=f"{name}--final-1234abcd")
+        write_json(tmp_path / "r" / name / "results.json", results)
+    report = build_report([tmp_path / "r"])
+    assert list(dict.fromkeys(report.groups.model)) == ["pretrain-demo/final", "pretrain-vanilla/final"]
+    md = render(report)["table1"]["md"].splitlines()
+    assert md[0].startswith("| task | tail pretrain-demo/final | tail pretrain-vanilla/final | head pretrain-demo/final |")
+
+
+def test_bold_follows_the_printed_value_and_side_tables_keep_order(tmp_path: Path):
+    """18.54 vs 18.46 both print 18.5: both bold. Families sort within each task; a language without
+    groups still gets its row."""
+    for model, shift in (("/ckpt/langsamp", 0.0004), ("/ckpt/glot500-base", -0.0004)):
+        for task in ("sr-b", "sr-t"):
+            results = results_json(task, model, None, "acc@10")
+            for record in results["languages"]:
+                record["metrics"]["acc@10"] = 0.185 + shift
+            if task == "sr-b":
+                results["languages"] = results["languages"][:1]  # Indo-European only: listed first overall
+            else:
+                results["languages"][3].update(head_tail=None, script_group=None)
+            write_json(tmp_path / "r" / task / Path(model).name / "results.json", results)
+    tables = render(build_report([tmp_path / "r"]))
+    assert "| SR-B | - | - | **18.5** | **18.5** |" in tables["table1"]["md"]
+    families = [line.split(" | ")[:2] for line in tables["families"]["md"].splitlines()[2:]]
+    assert families == [["| sr-b", "Indo-European"]] + [["| sr-t", f] for f in ("Atlantic-Congo", "Indo-European",
+                                                                                 "unknown")]
+    assert "| sr-t | chr_Cher | - | - | 18.5 | 18.5 |" in tables["languages"]["md"]

@@ -119,6 +119,7 @@ def test_sr_t_cli_scores_records_skips_and_resumes(tiny_model_dir, tatoeba_dir, 
             "--batch-size", "8"]
     assert run_cli(base + ["--languages", "deu_Latn,fra_Latn,rus_Cyrl,ita_Latn,por_Latn,spa_Latn"]) == 0
     scored, skipped = records_by_language(results_of(out))
+    assert "warning fra_Latn: 1 pair(s) with an empty side left out" in capsys.readouterr().err
 
     assert sorted(scored) == ["deu_Latn", "fra_Latn", "rus_Cyrl"]
     assert scored["fra_Latn"]["n"] == 23 and scored["fra_Latn"]["extra"]["dropped_empty"] == 1
@@ -182,6 +183,42 @@ def test_sr_b_cli_from_whole_bibles(tiny_model_dir, tmp_path, monkeypatch):
     assert scored["deu_Latn"]["metrics"] == pytest.approx(expected)
 
 
+def test_sr_b_cli_from_one_bible_pair(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """--bible FILE + --english-bible FILE: a verse-id pair with no folder; --bible wins over --bible-dir."""
+    monkeypatch.setenv("LANGSAMP_CACHE", str(tmp_path / "cache"))
+    verse_ids = [41002000 + v for v in range(1, 26)]
+    english = dict(zip(verse_ids, sentences(ENGLISH_WORDS, 25, seed=31)))
+    english_file = tmp_path / "eng_Latn.E.tsv"
+    write_lines(english_file, [f"{v}\t{t}" for v, t in english.items()])
+    mine = tmp_path / "mine" / "deu_Latn.Mine.tsv"
+    mine.parent.mkdir()
+    deu = dict(zip(verse_ids[2:], sentences(OTHER_WORDS["deu_Latn"], 23, seed=32)))
+    write_lines(mine, [f"{v}\t{t}" for v, t in deu.items()])
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name, words, seed in (("deu_Latn.Other.tsv", ENGLISH_WORDS, 33), ("rus_Cyrl.R.tsv", OTHER_WORDS["rus_Cyrl"], 34)):
+        write_lines(folder / name, [f"{v}\t{t}" for v, t in zip(verse_ids, sentences(words, 25, seed))])
+    out = tmp_path / "results"
+    assert run_cli(["eval", "sr-b", "--model", str(tiny_model_dir), "--bible", str(mine), "--english-bible",
+                    str(english_file), "--pairs", "20", "--output-dir", str(out)]) == 0
+    scored, skipped = records_by_language(results_of(out))
+    assert list(scored) == ["deu_Latn"] and not skipped
+    assert scored["deu_Latn"]["n"] == 20
+    assert scored["deu_Latn"]["extra"]["verse_ids"] == {"first": 41002003, "last": 41002022}
+    shared = verse_ids[2:22]
+    expected = brute_force_accuracy(brute_force(tiny_model_dir, [deu[v] for v in shared], 8),
+                                    brute_force(tiny_model_dir, [english[v] for v in shared], 8))
+    assert scored["deu_Latn"]["metrics"] == pytest.approx(expected)
+
+    out2 = tmp_path / "results2"
+    assert run_cli(["eval", "sr-b", "--model", str(tiny_model_dir), "--bible", str(mine), "--bible-dir", str(folder),
+                    "--english-bible", str(english_file), "--output-dir", str(out2)]) == 0
+    scored, _ = records_by_language(results_of(out2))
+    assert sorted(scored) == ["deu_Latn", "rus_Cyrl"]
+    assert scored["deu_Latn"]["extra"]["sources"][0] == str(mine)
+    assert scored["deu_Latn"]["extra"]["unused_editions"] == ["deu_Latn.Other.tsv"]
+
+
 def test_sr_b_cli_official_pairs_share_english(tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LANGSAMP_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "srb"
@@ -202,7 +239,9 @@ def test_sr_b_cli_official_pairs_share_english(tiny_model_dir, tmp_path, monkeyp
     [
         (["--layer", "12"], "--layer 12 is out of range"),
         (["--data-dir", "/nonexistent"], "is not a directory"),
-        (["--bible-dir", "."], "--bible-dir needs --english-bible"),
+        (["--bible-dir", "."], "--bible/--bible-dir need --english-bible"),
+        (["--english-bible", "x.tsv"], "--english-bible needs target Bibles"),
+        (["--bible", "missing.tsv", "--english-bible", "x.tsv"], "not found"),
     ],
 )
 def test_cli_user_errors_are_one_line(tiny_model_dir, tmp_path, capsys, extra, message):
@@ -210,8 +249,35 @@ def test_cli_user_errors_are_one_line(tiny_model_dir, tmp_path, capsys, extra, m
     data.mkdir()
     write_lines(data / "bible.deu_Latn-eng_Latn.deu_Latn", ["a"])
     args = ["eval", "sr-b", "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "r")]
-    if "--data-dir" not in extra and "--bible-dir" not in extra:
+    if not {"--data-dir", "--bible-dir", "--bible", "--english-bible"} & set(extra):
         args += ["--data-dir", str(data)]
     assert run_cli(args + extra) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------- models with few positions
+@pytest.fixture(scope="module")
+def short_model_dir(tmp_path_factory) -> Path:
+    """A tiny model with 34 position embeddings (32 usable), like the 128-token demo models but smaller."""
+    from conftest import all_sample_texts
+    from langsamp_cli.tiny import build_tiny_model
+
+    return build_tiny_model(all_sample_texts(), tmp_path_factory.mktemp("short_model"), vocab_size=400,
+                            max_positions=34)
+
+
+def test_default_max_length_is_capped_at_the_model_limit(short_model_dir, tatoeba_dir, tmp_path, monkeypatch,
+                                                          capsys):
+    """The task default (512) would not fit a short model: it is capped with a note; a flag is never changed."""
+    monkeypatch.setenv("LANGSAMP_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    base = ["eval", "sr-t", "--model", str(short_model_dir), "--data-dir", str(tatoeba_dir), "--output-dir", str(out),
+            "--languages", "deu_Latn"]
+    assert run_cli(base) == 0
+    assert "max_length 512 capped at 32" in capsys.readouterr().err
+    results = results_of(out)
+    assert results["provenance"]["config"]["max_length"] == 32 and results["languages"][0]["n"] == 24
+    assert run_cli(base + ["--max-length", "64", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-length 64 is more than" in err and "Traceback" not in err

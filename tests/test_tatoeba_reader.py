@@ -94,3 +94,29 @@ def test_real_laser_ids_cover_the_glot500_list(shared_data):
     pairs, _ = discover_tatoeba(shared_data / "tatoeba" / "v1")
     missing = sorted(lang for lang, found in match_requested(listed, pairs).items() if found is None)
     assert len(listed) == 98 and len(missing) <= 3, missing
+
+
+def test_bare_codes_match_the_data_in_another_script():
+    """`--languages uzb` guesses uzb_Latn; when only uzb_Cyrl exists it is served, under its own id."""
+    from langsamp_cli.data.parallel import served_name
+    from langsamp_cli.tasks import requested_languages
+
+    requested, bare = requested_languages("uzb,srp_Cyrl,oji,eng_Latn")
+    assert requested == ["uzb_Latn", "srp_Cyrl", "oji_Latn", "eng_Latn"] and bare == {"uzb_Latn", "oji_Latn"}
+    available = ["uzb_Cyrl", "srp_Latn", "oji_Cans", "oji_Latn_x", "eng_Latn"]
+    found = match_requested(requested, available, bare)
+    assert found == {"uzb_Latn": "uzb_Cyrl", "srp_Cyrl": None, "oji_Latn": None, "eng_Latn": "eng_Latn"}
+    assert match_requested(requested, available)["uzb_Latn"] is None  # without the bare set: exact or alias only
+    assert served_name("uzb_Latn", "uzb_Cyrl", bare) == "uzb_Cyrl" and served_name("eng_Latn", "eng_Latn") == "eng_Latn"
+    assert served_name("zho_Hani", "zho_Hans") == "zho_Hani"  # asked for with a script: the Glot500 id is kept
+    assert served_name("zho_Hani", "zho_Hans", {"zho_Hani"}) == "zho_Hans"  # a bare `zho`: the data's id
+
+
+def test_real_laser_bare_codes(shared_data):
+    from langsamp_cli.tasks import requested_languages
+    from langsamp_cli.tasks.retrieval import plan_sr_t
+
+    requested, bare = requested_languages("uzb,srp,deu")
+    plan = plan_sr_t(shared_data / "tatoeba" / "v1", requested, any_script=bare)
+    assert sorted(plan.units) == ["deu_Latn", "srp_Latn", "uzb_Cyrl"] and not plan.problems
+    assert len(plan.units["uzb_Cyrl"].load()) > 100

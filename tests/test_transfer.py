@@ -16,6 +16,7 @@ from langsamp_cli.cli import main
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.tasks.tagging import TaggingTask
 from langsamp_cli.tasks.transfer import parse_seeds
+from test_retrieval import short_model_dir  # noqa: F401  (fixture: a tiny model with 32 usable positions)
 
 QUICK = ["--max-train-samples", "16", "--epochs", "1", "--batch-size", "4", "--grad-accum", "1", "--seeds", "1"]
 TAXI_LABELS = ["Description", "Faith", "Grace", "Recommendation", "Sin", "Violence"]
@@ -138,6 +139,22 @@ def test_first_subtoken_positions_and_truncation(tiny_model_dir: Path) -> None:
     assert len(short.input_ids) == 2 + pieces[0] + pieces[1]
 
 
+def test_restrict_languages_serves_bare_codes_in_the_data_script() -> None:
+    from langsamp_cli.tasks import requested_languages
+    from langsamp_cli.tasks.transfer import TransferData, restrict_languages
+
+    data = TransferData("sib200", "eng_Latn", train=list, dev=list, source_files=[],
+                        targets={"uzb_Cyrl": list, "zho_Hans": list, "eng_Latn": list},
+                        problems={"srp_Latn": "no test split"})
+    requested, bare = requested_languages("uzb,zho,srp,kaz_Latn")
+    restricted = restrict_languages(data, requested, "data", bare)
+    assert sorted(restricted.targets) == ["uzb_Cyrl", "zho_Hans"]  # bare codes: units named by the data's ids
+    assert restricted.problems == {"srp_Latn": "no test split", "kaz_Latn": "data: no sib200 test data for kaz_Latn"}
+    explicit = TransferData("sib200", "eng_Latn", train=list, dev=list, source_files=[], targets={"zho_Hans": list})
+    requested, bare = requested_languages("zho_Hani")
+    assert list(restrict_languages(explicit, requested, "data", bare).targets) == ["zho_Hani"]  # the Glot500 id
+
+
 # ---------------------------------------------------------------------------- CLI end to end (generated data)
 def test_taxi1500_cli_with_bible_target(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
     data = make_taxi(tmp_path / "taxi")
@@ -218,6 +235,7 @@ def test_bad_target_is_a_recorded_skip_and_unknown_labels_are_counted(tmp_path: 
     assert "test.tsv:16: expected 3 tab-separated fields" in found["rus_Cyrl"]["reason"]
     assert found["hin_Deva"]["n"] == 14
     assert found["hin_Deva"]["unknown_label_rows"] == 1 and found["hin_Deva"]["unknown_labels"] == {"cooking": 1}
+    assert "warning seed 1 hin_Deva: 1 row(s) with labels outside the model's label set left out (cooking x1)" in err
     assert "metrics" in found["eng_Latn"]
 
 
@@ -266,6 +284,18 @@ def test_bad_flags_are_one_line_errors(tmp_path: Path, tiny_model_dir: Path, cap
     assert code == 2 and "epochs" in err and "Traceback" not in err
     code, err = run_cli(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", tmp_path / "nope"], capsys)
     assert code == 2 and "is not a directory" in err
+
+
+def test_short_model_caps_the_default_max_length(tmp_path: Path, short_model_dir: Path, capsys) -> None:
+    """The 256-token default would overflow a model with 32 usable positions: capped, with a note."""
+    data = make_sib(tmp_path / "sib", test_langs=("eng_Latn",))
+    base = ["eval", "sib200", "--model", short_model_dir, "--data-dir", data, "--output-dir", tmp_path / "o", *QUICK]
+    code, err = run_cli(base, capsys)
+    assert code == 0, err
+    assert "max_length 256 capped at 32" in err
+    assert units(tmp_path / "o", "sib200")["eng_Latn"]["config"]["max_length"] == 32
+    code, err = run_cli([*base, "--max-length", "256"], capsys)
+    assert code == 2 and "--max-length 256 is more than" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------- real data (slow)

@@ -34,7 +34,7 @@ _NOCACHE = typer.Option(False, "--no-cache", help="Neither read nor write the em
 _CACHEDIR = typer.Option(None, "--cache-dir", help="Embedding cache (default $LANGSAMP_CACHE or ~/.cache/langsamp/embeddings).")
 _OVERWRITE = typer.Option(False, "--overwrite", help="Recompute languages that already have results.")
 _SHARD = typer.Option(None, "--shard", help="Run only shard i of N ('i/N', 0-based) of the languages.")
-_PAIRS = typer.Option(None, "--pairs", help="At most N pairs per language (first N; with --bible-dir the first N shared verses).")
+_PAIRS = typer.Option(None, "--pairs", help="At most N pairs per language (first N; with --bible/--bible-dir the first N shared verses).")
 _CONFIG = typer.Option(None, "--config", help="YAML over task_configs/<task>.yaml; flags override both.")
 _EXCLUDE = typer.Option(None, "--exclude-special-tokens/--include-special-tokens",
                         help="Leave <s> and </s> out of the mean (official default: included).")
@@ -51,7 +51,8 @@ def sr_b(
     model: Optional[str] = _MODEL,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Official pair files bible.{lang}-eng_Latn.{lang|eng_Latn}."),
     bible_dir: Optional[Path] = typer.Option(None, "--bible-dir", help="Whole Bibles (verse-id TSV or CES XML) to pair with --english-bible."),
-    english_bible: Optional[Path] = typer.Option(None, "--english-bible", help="English whole Bible (e.g. eng_Latn.KJV.tsv) for --bible-dir."),
+    bible: Optional[list[Path]] = typer.Option(None, "--bible", metavar="<path>", help="A target whole Bible (verse-id TSV or CES XML) to pair with --english-bible; repeatable."),
+    english_bible: Optional[Path] = typer.Option(None, "--english-bible", help="English whole Bible (e.g. eng_Latn.KJV.tsv), the query side for --bible / --bible-dir."),
     pairs: Optional[int] = _PAIRS,
     languages: Optional[str] = _LANGUAGES,
     layer: Optional[int] = _LAYER,
@@ -69,10 +70,13 @@ def sr_b(
 ) -> None:
     """SR-B: Bible verse retrieval, target-language verses searched with English queries (acc@10).
 
-    Data: official pair files (--data-dir), or whole Bibles keyed by verse id (--bible-dir with
-    --english-bible), paired on the first --pairs verse ids both share in canonical order.
+    Data: official pair files (--data-dir), or whole Bibles keyed by verse id (--bible FILE and/or
+    --bible-dir, with --english-bible), paired on the first --pairs verse ids both share in
+    canonical order.
     """
-    settings = _settings("sr-b", config, _task_flags(locals()))
+    flags = _task_flags(locals())
+    flags["bible"] = [str(p) for p in bible] if bible else None
+    settings = _settings("sr-b", config, flags)
     _run("sr-b", _plan_sr_b(settings, data_dir_flag=data_dir), settings, no_cache, cache_dir, overwrite, shard)
 
 
@@ -99,8 +103,8 @@ def sr_t(
     from langsamp_cli.data.parallel import check_data_dir
     from langsamp_cli.tasks.retrieval import plan_sr_t
 
-    plan = plan_sr_t(check_data_dir(settings.get("data_dir")), _languages(settings.get("languages")),
-                     int(settings["pairs"]))
+    requested, any_script = _languages(settings.get("languages"))
+    plan = plan_sr_t(check_data_dir(settings.get("data_dir")), requested, int(settings["pairs"]), any_script)
     _run("sr-t", plan, settings, no_cache, cache_dir, overwrite, shard)
 
 
@@ -114,15 +118,20 @@ def _plan_sr_b(settings: dict, data_dir_flag: Path | None):
     from langsamp_cli.data.parallel import check_data_dir
     from langsamp_cli.tasks.retrieval import plan_sr_b_bibles, plan_sr_b_pairs
 
-    requested = _languages(settings.get("languages"))
-    if not (settings.get("bible_dir") or settings.get("english_bible")):
-        return plan_sr_b_pairs(check_data_dir(settings.get("data_dir")), requested, int(settings["pairs"]))
+    requested, any_script = _languages(settings.get("languages"))
+    named = settings.get("bible") or []
+    if not (settings.get("bible_dir") or settings.get("english_bible") or named):
+        return plan_sr_b_pairs(check_data_dir(settings.get("data_dir")), requested, int(settings["pairs"]), any_script)
     if data_dir_flag is not None:
-        raise LangsampError("use either --data-dir (pair files) or --bible-dir + --english-bible (whole Bibles), not both")
-    bibles = check_data_dir(settings.get("bible_dir"), "--bible-dir")
+        raise LangsampError("use either --data-dir (pair files) or --bible/--bible-dir + --english-bible "
+                            "(whole Bibles), not both")
     if not settings.get("english_bible"):
-        raise LangsampError("--bible-dir needs --english-bible PATH (the English whole Bible to pair with)")
-    return plan_sr_b_bibles(bibles, Path(settings["english_bible"]), requested, int(settings["pairs"]))
+        raise LangsampError("--bible/--bible-dir need --english-bible PATH (the English whole Bible to pair with)")
+    if not (settings.get("bible_dir") or named):
+        raise LangsampError("--english-bible needs target Bibles: --bible FILE (repeatable) or --bible-dir DIR")
+    bibles = check_data_dir(settings.get("bible_dir"), "--bible-dir") if settings.get("bible_dir") else None
+    return plan_sr_b_bibles(bibles, Path(settings["english_bible"]), requested, int(settings["pairs"]),
+                            bible_files=[Path(p) for p in named], any_script=any_script)
 
 
 def _settings(task: str, config: Path | None, flags: dict) -> dict:
@@ -134,15 +143,17 @@ def _settings(task: str, config: Path | None, flags: dict) -> dict:
     settings = {**DEFAULTS, **{k: v for k, v in loaded.items() if v is not None}}
     if not settings.get("model"):
         raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
+    from langsamp_cli.tasks import fit_max_length
+
+    fit_max_length(settings, Console(stderr=True), explicit=flags.get("max_length") is not None)
     return settings
 
 
-def _languages(value) -> list[str] | None:
-    from langsamp_cli.languages import parse_language_list
+def _languages(value) -> tuple[list[str] | None, frozenset[str]]:
+    """(canonical ids or None for all, the ids given without a script); see tasks.requested_languages."""
+    from langsamp_cli.tasks import requested_languages
 
-    if value is None or isinstance(value, str):
-        return parse_language_list(value)
-    return parse_language_list(",".join(value))  # a YAML list
+    return requested_languages(value)
 
 
 def _run(task: str, plan, settings: dict, no_cache: bool, cache_dir: Path | None, overwrite: bool,

@@ -49,7 +49,7 @@ _MODEL = typer.Option(None, "--model", "-m", help="Encoder: our checkpoint dir, 
 _DATA = typer.Option(None, "--data-dir", help="Dataset folder (see the task's help for the layout).")
 _LANGS = typer.Option(None, "--languages", help="Target languages: comma list or a file (default: all found).")
 _SOURCE = typer.Option(None, "--source-lang", help="Language to fine-tune on (default eng_Latn); needs train + dev.")
-_SEEDS = typer.Option(None, "--seeds", help="Seeds, e.g. 1,2,3,4,5 or 1-5 (default 1); one result set per seed.")
+_SEEDS = typer.Option(None, "--seeds", help="Seeds, e.g. 1,2,3 or 1-5 (default 1-5, the paper's five seeds); one result set per seed.")
 _EPOCHS = typer.Option(None, "--epochs", help="Maximum epochs (default 40 classification / 10 tagging).")
 _LR = typer.Option(None, "--lr", help="AdamW learning rate (default 1e-5 classification / 2e-5 tagging).")
 _BATCH = typer.Option(None, "--batch-size", help="Training batch size (default 8).")
@@ -79,7 +79,7 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
 
 def taxi1500(
     model: Optional[str] = _MODEL, data_dir: Optional[Path] = _DATA, languages: Optional[str] = _LANGS,
-    bible: Optional[list[Path]] = typer.Option(None, "--bible", help="A target Bible (verse-id TSV or CES XML); repeatable."),
+    bible: Optional[list[Path]] = typer.Option(None, "--bible", metavar="<path>", help="A target Bible (verse-id TSV or CES XML); repeatable."),
     bible_dir: Optional[Path] = typer.Option(None, "--bible-dir", help="A folder of target Bibles (TSV / CES XML)."),
     source_lang: Optional[str] = _SOURCE, seeds: Optional[str] = _SEEDS, epochs: Optional[int] = _EPOCHS,
     lr: Optional[float] = _LR, batch_size: Optional[int] = _BATCH, grad_accum: Optional[int] = _ACCUM,
@@ -247,12 +247,15 @@ def _settings(task: str, config: Path | None, flags: dict) -> dict:
     settings = {**DEFAULTS[task], **{k: v for k, v in loaded.items() if v is not None}}
     if not settings.get("model"):
         raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
+    from langsamp_cli.tasks import fit_max_length
+
+    fit_max_length(settings, Console(stderr=True), explicit=flags.get("max_length") is not None)
     return settings
 
 
 def _run(task: str, flags: dict, build_data) -> None:
-    from langsamp_cli.languages import parse_language_list
     from langsamp_cli.results import parse_shard, print_results, select_shard
+    from langsamp_cli.tasks import requested_languages
     from langsamp_cli.tasks.transfer import TransferRunner, parse_seeds, restrict_languages, train_settings
 
     overwrite, shard, config = flags.pop("overwrite"), flags.pop("shard"), flags.pop("config")
@@ -260,9 +263,8 @@ def _run(task: str, flags: dict, build_data) -> None:
     settings = _settings(task, config, flags)
     seeds = parse_seeds(settings.pop("seeds", None))
     train_settings(settings, seeds[0])  # bad training values fail before any data is read
-    requested = settings.get("languages")
-    requested = parse_language_list(",".join(requested) if isinstance(requested, list) else requested)
-    data = restrict_languages(build_data(settings, console), requested, str(settings.get("data_dir")))
+    requested, any_script = requested_languages(settings.get("languages"))
+    data = restrict_languages(build_data(settings, console), requested, str(settings.get("data_dir")), any_script)
     languages = select_shard(data.names(), parse_shard(shard))
     runner = TransferRunner(_task(task, settings), data, settings, console, progress=sys.stderr.isatty())
     summary = runner.run(seeds, languages, overwrite=overwrite)

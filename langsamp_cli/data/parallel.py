@@ -157,16 +157,39 @@ def check_data_dir(data_dir: Path | str | None, flag: str = "--data-dir") -> Pat
     return path
 
 
-def match_requested(requested: Iterable[str], available: Iterable[str]) -> dict[str, str | None]:
-    """Map each requested language id to the available id that serves it (aliases allowed), or None."""
+def match_requested(requested: Iterable[str], available: Iterable[str],
+                    any_script: Iterable[str] = ()) -> dict[str, str | None]:
+    """Map each requested language id to the available id that serves it (aliases allowed), or None.
+
+    Ids in ``any_script`` were asked for without a script (``--languages uzb``), so their script is
+    only a guess: when neither the id nor an alias is available, the one available id of the same
+    language in another script serves it (``uzb`` -> ``uzb_Cyrl`` in the LASER Tatoeba files).
+    """
     from langsamp_cli.languages import lang_script_aliases
 
     available = list(available)
+    bare = set(any_script)
     resolved: dict[str, str | None] = {}
     for wanted in requested:
         if wanted in available:
             resolved[wanted] = wanted
             continue
         aliases = set(lang_script_aliases(wanted))
-        resolved[wanted] = next((a for a in available if a in aliases), None)
+        found = next((a for a in available if a in aliases), None)
+        if found is None and wanted in bare:
+            languages = {x.split("_")[0] for x in (wanted, *aliases)}
+            same = [a for a in available if a.split("_")[0] in languages]
+            found = same[0] if len(same) == 1 else None
+        resolved[wanted] = found
     return resolved
+
+
+def served_name(wanted: str, available: str, any_script: Iterable[str] = ()) -> str:
+    """The unit name for ``wanted`` served by ``available``: the requested id when it was asked for
+    with a script and the data is an alias of it (``zho_Hani`` for ``zho_Hans`` data, as the Glot500
+    lists name it); the data's own id otherwise (a bare ``uzb`` served by ``uzb_Cyrl``)."""
+    from langsamp_cli.languages import lang_script_aliases
+
+    if available == wanted or (wanted not in set(any_script) and available in set(lang_script_aliases(wanted))):
+        return wanted
+    return available

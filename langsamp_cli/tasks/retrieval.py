@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import faiss
@@ -90,6 +90,9 @@ def run_retrieval(plan: RetrievalPlan, encoder, store, selected: list[str], cons
         release_free_memory()
         console.print(f"{name}: n={len(pairs)} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
                       highlight=False)
+        if pairs.dropped_empty:
+            console.print(f"[yellow]warning[/] {name}: {pairs.dropped_empty} pair(s) with an empty side left out "
+                          f"({' / '.join(pairs.sources)}); recorded as dropped_empty", highlight=False, soft_wrap=True)
     return summary
 
 
@@ -126,7 +129,7 @@ def score_pairs(pairs: ParallelPairs, encoder, progress: bool = False, ks: Seque
 
 # ---------------------------------------------------------------------------- plans (data -> units)
 def plan_from_pair_files(pair_files: dict, problems: dict[str, str], requested: list[str] | None,
-                         where: str, max_pairs: int | None = None) -> RetrievalPlan:
+                         where: str, max_pairs: int | None = None, any_script: Collection[str] = ()) -> RetrievalPlan:
     """Units for line-aligned pair files (SR-T, or SR-B in the official layout)."""
     from langsamp_cli.data.parallel import read_line_aligned
 
@@ -134,32 +137,52 @@ def plan_from_pair_files(pair_files: dict, problems: dict[str, str], requested: 
         return lambda: read_line_aligned(files).first(max_pairs)
 
     units = {lang: RetrievalUnit(lang, loader(files)) for lang, files in pair_files.items()}
-    return restrict_plan(RetrievalPlan(units, dict(problems)), requested, where)
+    return restrict_plan(RetrievalPlan(units, dict(problems)), requested, where, any_script)
 
 
-def plan_sr_t(data_dir, requested: list[str] | None, max_pairs: int | None = None) -> RetrievalPlan:
+def plan_sr_t(data_dir, requested: list[str] | None, max_pairs: int | None = None,
+              any_script: Collection[str] = ()) -> RetrievalPlan:
     from langsamp_cli.data.tatoeba import discover_tatoeba
 
     pairs, problems = discover_tatoeba(data_dir)
-    return plan_from_pair_files(pairs, problems, requested, str(data_dir), max_pairs)
+    return plan_from_pair_files(pairs, problems, requested, str(data_dir), max_pairs, any_script)
 
 
-def plan_sr_b_pairs(data_dir, requested: list[str] | None, max_pairs: int | None = None) -> RetrievalPlan:
+def plan_sr_b_pairs(data_dir, requested: list[str] | None, max_pairs: int | None = None,
+                    any_script: Collection[str] = ()) -> RetrievalPlan:
     from langsamp_cli.data.parallel import discover_official_pairs
 
-    return plan_from_pair_files(discover_official_pairs(data_dir, "bible"), {}, requested, str(data_dir), max_pairs)
+    return plan_from_pair_files(discover_official_pairs(data_dir, "bible"), {}, requested, str(data_dir), max_pairs,
+                                any_script)
 
 
-def plan_sr_b_bibles(bible_dir, english_bible, requested: list[str] | None, n_pairs: int) -> RetrievalPlan:
-    """Units that pair each whole Bible in ``bible_dir`` with ``english_bible`` by verse id."""
+def plan_sr_b_bibles(bible_dir, english_bible, requested: list[str] | None, n_pairs: int,
+                     bible_files: list | None = None, any_script: Collection[str] = ()) -> RetrievalPlan:
+    """Units that pair each whole Bible in ``bible_dir`` (and each of ``bible_files``) with ``english_bible``.
+
+    A Bible named in ``bible_files`` is used for its language instead of one found in ``bible_dir``
+    (the folder's file is noted as an unused edition); two named files of one language are an error.
+    """
     from pathlib import Path
 
-    from langsamp_cli.data.bible import bible_pairs, discover_bibles, read_bible
+    from langsamp_cli.data.bible import BibleCollection, bible_language, bible_pairs, discover_bibles, read_bible
     from langsamp_cli.data.parallel import ENGLISH
 
     english_path = Path(english_bible)
     english = read_bible(english_path)  # a broken English Bible stops the run: nothing can be scored
-    collection = discover_bibles(bible_dir, exclude=english_path)
+    collection = discover_bibles(bible_dir, exclude=english_path) if bible_dir is not None else BibleCollection()
+    named: dict[str, Path] = {}
+    for path in map(Path, bible_files or []):
+        if not path.is_file():
+            raise LangsampError(f"--bible {path}: file not found")
+        lang = bible_language(path)
+        if lang in named:
+            raise LangsampError(f"--bible {path}: {lang} is already given by --bible {named[lang]}; "
+                                "pass one Bible per language")
+        named[lang] = path
+        if lang in collection.files and collection.files[lang].resolve() != path.resolve():
+            collection.other_editions.setdefault(lang, []).insert(0, collection.files[lang])
+        collection.files[lang] = path
     problems = {unit_name(name): reason for name, reason in collection.problems.items()}
     if ENGLISH in collection.files:
         problems[ENGLISH] = f"{collection.files.pop(ENGLISH).name}: English is the query side; not scored as a target"
@@ -174,7 +197,8 @@ def plan_sr_b_bibles(bible_dir, english_bible, requested: list[str] | None, n_pa
         return load
 
     units = {lang: RetrievalUnit(lang, loader(lang, path)) for lang, path in collection.files.items()}
-    return restrict_plan(RetrievalPlan(units, problems), requested, str(bible_dir))
+    where = str(bible_dir) if bible_dir is not None else "--bible"
+    return restrict_plan(RetrievalPlan(units, problems), requested, where, any_script)
 
 
 def unit_name(text: str) -> str:
@@ -182,19 +206,23 @@ def unit_name(text: str) -> str:
     return re.sub(r"[^\w.+-]", "_", text).lstrip(".") or "_"
 
 
-def restrict_plan(plan: RetrievalPlan, requested: list[str] | None, where: str) -> RetrievalPlan:
-    """Keep the requested languages (aliases allowed); requested ones with no data become problems."""
+def restrict_plan(plan: RetrievalPlan, requested: list[str] | None, where: str,
+                  any_script: Collection[str] = ()) -> RetrievalPlan:
+    """Keep the requested languages (aliases allowed); requested ones with no data become problems.
+
+    ``any_script``: requested ids that were given without a script (see ``match_requested``).
+    """
     if requested is None:
         if not plan.names():
             raise LangsampError(f"{where}: no data files for this task found; check --data-dir and the file names")
         return plan
-    from langsamp_cli.data.parallel import match_requested
+    from langsamp_cli.data.parallel import match_requested, served_name
 
     restricted = RetrievalPlan()
-    for wanted, available in match_requested(requested, plan.units).items():
+    for wanted, available in match_requested(requested, plan.units, any_script).items():
         if available is None:
             restricted.problems[wanted] = plan.problems.get(wanted, f"{where}: no data files for {wanted}")
         else:
-            unit = plan.units[available]
-            restricted.units[wanted] = RetrievalUnit(wanted, unit.load)
+            name = served_name(wanted, available, any_script)
+            restricted.units[name] = RetrievalUnit(name, plan.units[available].load)
     return restricted

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +159,8 @@ class TransferRunner:
         coverage = extra.get("bible_join")
         covered = f" (covers {coverage['covered']}/{coverage['test_verses']} test verses)" if coverage else ""
         self.console.print(f"seed {seed} {lang}: n={n} {scores}{covered}", highlight=False)
+        for warning in _unit_warnings(extra):
+            self.console.print(f"[yellow]warning[/] seed {seed} {lang}: {warning}", highlight=False, soft_wrap=True)
 
     # -------------------------------------------------------------- fine-tuning (or reuse)
     def _model_for_seed(self, seed: int, seed_dir: Path, overwrite: bool, summary: TransferSummary):
@@ -216,6 +218,19 @@ class TransferRunner:
             **{k: self.settings.get(k) for k in ("entity_types",) if self.settings.get(k) is not None},
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _unit_warnings(extra: dict) -> list[str]:
+    """What a scored unit left out or could not predict (also in its record), as lines to print."""
+    warnings = []
+    if extra.get("unknown_label_rows"):
+        labels = ", ".join(f"{k} x{v}" for k, v in extra.get("unknown_labels", {}).items())
+        warnings.append(f"{extra['unknown_label_rows']} row(s) with labels outside the model's label set left out "
+                        f"({labels}); recorded as unknown_label_rows")
+    if extra.get("unknown_tags"):
+        tags = ", ".join(f"{k} x{v}" for k, v in extra["unknown_tags"].items())
+        warnings.append(f"gold tags the model cannot predict ({tags}) count as errors; recorded as unknown_tags")
+    return warnings
 
 
 @contextmanager
@@ -336,20 +351,24 @@ def _source_split(files: dict[str, dict[str, Path]], source: str, split: str, ov
     return path
 
 
-def restrict_languages(data: TransferData, requested: list[str] | None, where: str) -> TransferData:
-    """Keep the requested languages (aliases allowed); requested ones with no data become problems."""
+def restrict_languages(data: TransferData, requested: list[str] | None, where: str,
+                       any_script: Collection[str] = ()) -> TransferData:
+    """Keep the requested languages (aliases allowed); requested ones with no data become problems.
+
+    ``any_script``: requested ids that were given without a script (see ``match_requested``).
+    """
     if requested is None:
         return data
-    from langsamp_cli.data.parallel import match_requested
+    from langsamp_cli.data.parallel import match_requested, served_name
 
     targets, problems = {}, {}
-    for wanted, available in match_requested(requested, data.names()).items():
+    for wanted, available in match_requested(requested, data.names(), any_script).items():
         if available is None:
             problems[wanted] = f"{where}: no {data.task} test data for {wanted}"
         elif available in data.problems:
-            problems[wanted] = data.problems[available]
+            problems[served_name(wanted, available, any_script)] = data.problems[available]
         else:
-            targets[wanted] = data.targets[available]
+            targets[served_name(wanted, available, any_script)] = data.targets[available]
     data.targets, data.problems = targets, problems
     return data
 
