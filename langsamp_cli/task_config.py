@@ -3,7 +3,8 @@
 Resolution order (later wins): included files (depth first, in the order listed) < the task file <
 ``config_file`` (a user YAML, e.g. ``--config``) < ``overrides`` (flags; None values are ignored).
 ``name_or_path`` is a task name (``sr-b`` -> ``task_configs/sr-b.yaml``) or a path to any YAML, so a
-new task is one new file. The folder is ``<repo>/task_configs`` or ``$LANGSAMP_TASK_CONFIGS``.
+new task is one new file: a ``--config`` YAML may name its own ``task:`` (results are filed under that name)
+as long as it keeps the command's task type, e.g. ``include: sr-t`` plus new file patterns and languages. The folder is ``<repo>/task_configs`` or ``$LANGSAMP_TASK_CONFIGS``.
 ``include:`` takes a file name or a list; a relative name is looked up beside the including file,
 then among the task configs (so a user YAML can say ``include: sr-b``). Dicts merge key by key.
 """
@@ -56,10 +57,17 @@ def load_task_config(name_or_path: str | Path, overrides: dict | None = None,
     if config_file is not None:
         extra_path = resolve_config_path(config_file)
         extra = read_with_includes(extra_path)
-        if extra.get("task") not in (None, config.get("task")):
-            raise LangsampError(f"{extra_path}: task '{extra['task']}' does not match '{config.get('task')}'; "
-                                f"use a config written for {config.get('task')} or drop its task key")
+        base_task = config.get("task")
+        renamed = extra.get("task") not in (None, base_task)
+        if renamed and extra["task"] in available_tasks():
+            raise LangsampError(f"{extra_path}: task '{extra['task']}' does not match '{base_task}'; use a config "
+                                f"written for {base_task}, drop its task key, or give a new task a new name")
+        if renamed and extra.get("type", config.get("type")) != config.get("type"):
+            raise LangsampError(f"{extra_path}: task '{extra['task']}' is a {extra.get('type')} task, not "
+                                f"{config.get('type')} like {base_task}; run it with an eval command of its type")
         config = deep_merge(config, extra)
+        if config.get("task") != base_task:  # a new task defined in YAML on top of a built-in one
+            config["base_task"] = base_task
         sources.append(str(extra_path))
     validate(config, " + ".join(sources))
     if overrides:

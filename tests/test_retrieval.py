@@ -281,3 +281,16 @@ def test_default_max_length_is_capped_at_the_model_limit(short_model_dir, tatoeb
     assert run_cli(base + ["--max-length", "64", "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "--max-length 64 is more than" in err and "Traceback" not in err
+
+
+def test_a_yaml_defined_task_files_results_under_its_own_name(tiny_model_dir, tatoeba_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANGSAMP_CACHE", str(tmp_path / "cache"))
+    task_file = tmp_path / "mini.yaml"
+    task_file.write_text("include: sr-t\ntask: tatoeba-mini\npairs: 10\n", encoding="utf-8")
+    out = tmp_path / "results"
+    assert run_cli(["eval", "sr-t", "--config", str(task_file), "--model", str(tiny_model_dir), "--data-dir",
+                    str(tatoeba_dir), "--output-dir", str(out), "--languages", "deu_Latn"]) == 0
+    (results_file,) = out.glob("*/*/seedna/results.json")
+    assert results_file.parts[-4] == "tatoeba-mini"
+    scored, _ = records_by_language(json.loads(results_file.read_text(encoding="utf-8")))
+    assert scored["deu_Latn"]["n"] == 10

@@ -129,3 +129,12 @@ def test_broken_yaml_names_the_line(tmp_path):
     _yaml(tmp_path / "list.yaml", "- a\n- b\n")
     with pytest.raises(LangsampError, match="expected a mapping"):
         load_task_config(tmp_path / "list.yaml")
+
+
+def test_a_yaml_defines_a_new_task_of_the_same_type(tmp_path):
+    new = _yaml(tmp_path / "mini.yaml", "include: sr-t\ntask: tatoeba-mini\npairs: 50\n")
+    config = load_task_config("sr-t", config_file=new)
+    assert (config["task"], config["base_task"], config["pairs"], config["layer"]) == ("tatoeba-mini", "sr-t", 50, 8)
+    other_type = _yaml(tmp_path / "tag.yaml", "include: ner\ntask: my-ner\n")
+    with pytest.raises(LangsampError, match="'my-ner' is a tagging task, not retrieval"):
+        load_task_config("sr-t", config_file=other_type)

@@ -163,6 +163,7 @@ def _run(task: str, plan, settings: dict, no_cache: bool, cache_dir: Path | None
     from langsamp_cli.tasks.retrieval import run_retrieval
 
     console = Console(stderr=True)
+    task = str(settings.get("task", task))  # a YAML-defined task files its results under its own name
     selected = select_shard(plan.names(), parse_shard(shard))
     encoder = SentenceEncoder(
         settings["model"],

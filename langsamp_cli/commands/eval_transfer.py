@@ -283,4 +283,4 @@ def _task(task: str, settings: dict):
     from langsamp_cli.tasks.tagging import TaggingTask
 
     kind = ClassificationTask if task in ("taxi1500", "sib200") else TaggingTask
-    return kind(task, max_length=int(settings["max_length"]), eval_batch_size=int(settings["eval_batch_size"]))
+    return kind(settings.get("task", task), max_length=int(settings["max_length"]), eval_batch_size=int(settings["eval_batch_size"]))
