@@ -72,12 +72,16 @@ class Corpus:
 # ---------------------------------------------------------------------------------------------- files
 
 
-def language_id_from_name(name: str) -> str | None:
-    """``eng_Latn.txt.gz`` -> ``eng_Latn``; None when the name is not a language-script id."""
+def _strip_text_suffix(name: str) -> str:
     for suffix in (".txt.gz", ".gz", ".txt"):
         if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
+            return name[: -len(suffix)]
+    return name
+
+
+def language_id_from_name(name: str) -> str | None:
+    """``eng_Latn.txt.gz`` -> ``eng_Latn``; None when the name is not a language-script id."""
+    name = _strip_text_suffix(name)
     return name if LANG_SCRIPT_RE.match(name) else None
 
 
@@ -85,11 +89,7 @@ def _id_from_bare_language(entry: Path) -> str | None:
     """``rus.txt`` / ``ru/`` -> ``rus_Cyrl``: a name that is only a language gets the script detected in its text."""
     from langsamp_cli.languages import parse_lang_script
 
-    stem = entry.name
-    for suffix in (".txt.gz", ".gz", ".txt"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
+    stem = _strip_text_suffix(entry.name)
     if not re.fullmatch(r"[A-Za-z]{2,3}", stem):
         return None
     sample = _text_sample(_text_files(entry) if entry.is_dir() else [entry])
