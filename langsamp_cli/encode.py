@@ -252,10 +252,9 @@ class SentenceEncoder:
         return int(layer)
 
     def _check_max_length(self, max_length: int, config) -> int:
-        positions = getattr(config, "max_position_embeddings", None)
-        # RoBERTa-family position ids start after the padding index, so 2 positions are unusable.
-        offset = 2 if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
-        limit = positions - offset if isinstance(positions, int) else None
+        from langsamp_cli.model import usable_positions
+
+        limit = usable_positions(config)
         if max_length < 3 or (limit is not None and max_length > limit):
             raise LangsampError(f"--max-length {max_length} is invalid for {self.model_name}; use 3..{limit}")
         return int(max_length)

@@ -66,6 +66,16 @@ def variant_name(use_lang: bool, use_script: bool) -> str:
     ]
 
 
+def usable_positions(config: Any) -> int | None:
+    """Tokens (with <s> and </s>) a model config's position embeddings allow; None when the config has no limit."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return None
+    # RoBERTa-family position ids start after the padding index, so 2 positions are unusable.
+    offset = 2 if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
+    return positions - offset
+
+
 def _head_attribute(mlm: nn.Module) -> str:
     for name in _HEAD_ATTRIBUTES:
         if isinstance(getattr(mlm, name, None), nn.Module):

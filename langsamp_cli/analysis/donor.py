@@ -422,8 +422,7 @@ def _transfer_scores(task: str, model: str, source: str, target: str, data_dir, 
 
     flags = {**options, "model": model, "source_lang": source, "languages": None,
              "data_dir": str(data_dir) if data_dir else options.get("data_dir"), "output_dir": str(root)}
-    settings = transfer_cli._settings(task, None, flags)
-    _cap_max_length(settings, model, console)
+    settings = transfer_cli._settings(task, None, flags)  # max_length already fitted to the model there
     seeds = parse_seeds(settings.pop("seeds", None))[:1]
     data = _task_data(transfer_cli, task, settings, console)
     data = restrict_languages(data, [target], str(settings.get("data_dir")))
@@ -433,20 +432,6 @@ def _transfer_scores(task: str, model: str, source: str, target: str, data_dir, 
 
     units = Path(summary.results[0]).parent / UNITS_DIR
     return {**_unit_score(units, target, runner.task.headline), "results": str(summary.results[0])}
-
-
-def _cap_max_length(settings: dict, model: str, console) -> None:
-    """The task's max_length (256) cut to the model's positions: small demo models have 128, and a longer
-    input would index past the position table."""
-    from langsamp_cli.analysis.similarity import model_max_length
-
-    wanted = int(settings["max_length"])
-    usable = model_max_length(model, wanted)
-    if usable < wanted:
-        settings["max_length"] = usable
-        if console is not None:
-            console.print(f"note: max_length {wanted} -> {usable} (the positions {model} has)", highlight=False,
-                          markup=False, soft_wrap=True)
 
 
 def _task_data(transfer_cli, task: str, settings: dict, console):

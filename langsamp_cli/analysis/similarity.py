@@ -95,14 +95,14 @@ def model_max_length(model: str, wanted: int = 512) -> int:
     """``wanted`` capped at the model's usable positions (small demo models have 128)."""
     from transformers import AutoConfig
 
+    from langsamp_cli.model import usable_positions
+
     try:
         config = AutoConfig.from_pretrained(model)
     except (OSError, ValueError):
         return wanted  # the encoder reports the unloadable model with its own message
-    positions = getattr(config, "max_position_embeddings", None)
-    # RoBERTa-family position ids start after the padding index, so 2 positions are unusable.
-    offset = 2 if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
-    return min(wanted, positions - offset) if isinstance(positions, int) else wanted
+    limit = usable_positions(config)
+    return wanted if limit is None else min(wanted, limit)
 
 
 def encode_sample(model: str, texts: dict[str, list[str]], layer: int, **encoder_options) -> dict[str, np.ndarray]:

@@ -61,13 +61,10 @@ def model_length_limit(model: str) -> int | None:
     """
     from transformers import AutoConfig
 
+    from langsamp_cli.model import usable_positions
+
     try:
         config = AutoConfig.from_pretrained(model, local_files_only=True)
     except (OSError, ValueError):
         return None
-    positions = getattr(config, "max_position_embeddings", None)
-    if not isinstance(positions, int):
-        return None
-    # RoBERTa-family position ids start after the padding index, so 2 positions are unusable.
-    offset = 2 if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
-    return positions - offset
+    return usable_positions(config)
