@@ -10,11 +10,20 @@ What makes it fast without changing a number: only the first ``layer`` blocks ru
 is truncated), sentences are sorted by length so batches carry little padding, identical texts
 are encoded once, and finished lists are cached on disk under a key that includes the model's
 content fingerprint, so a changed model never reads a stale entry.
+
+What keeps a GPU busy: one batched (fast) tokenizer call per list; batches cut by a token budget
+(rows x longest row <= ``max_batch_tokens``; by default ``batch_size x max_length`` on a GPU, so
+short sentences travel in large batches while the longest keep the memory ceiling of
+``batch_size`` full rows, and ``batch_size x 128`` on CPU, where larger batches are slower); each padded
+batch is built from the id lists in one NumPy step; pooled vectors stay on the device and come back
+to the host in one copy per ``encode()`` call; ``torch.inference_mode`` throughout; half-precision
+hidden states are pooled with a float32 accumulator instead of a float32 copy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -158,8 +167,14 @@ def _load_config(model: str):
 
 
 def _load_backbone(model: str, dtype: torch.dtype) -> torch.nn.Module:
-    """AutoModel without the pooler and with SDPA attention where the architecture allows it."""
+    """AutoModel without the pooler and with SDPA attention where the architecture allows it.
+
+    Loaded through ``model.load_backbone``: a weight missing from the checkpoint is refused, except the
+    token-type table of official LangSAMP checkpoints, which is zeroed (noted once).
+    """
     from transformers import AutoModel
+
+    from langsamp_cli.model import load_backbone
 
     attempts = (
         {"add_pooling_layer": False, "attn_implementation": "sdpa"},
@@ -170,12 +185,9 @@ def _load_backbone(model: str, dtype: torch.dtype) -> torch.nn.Module:
     last_error: Exception | None = None
     for extra in attempts:
         try:
-            with _quiet_transformers():
-                return AutoModel.from_pretrained(model, dtype=dtype, **extra)
+            return load_backbone(model, AutoModel, dtype=dtype, **extra)[0]
         except (TypeError, ValueError) as err:  # option not supported by this architecture
             last_error = err
-        except OSError as err:
-            raise LangsampError(f"cannot load model weights from --model {model!r}: {err}".splitlines()[0]) from err
     raise LangsampError(f"cannot load --model {model!r} as an encoder: {last_error}".splitlines()[0])
 
 
@@ -218,6 +230,7 @@ class SentenceEncoder:
         cache_dir: Path | None = None,
         use_cache: bool = True,
         dtype: str = "float32",
+        max_batch_tokens: int | None = None,
     ) -> None:
         self.model_name = str(model)
         self.batch_size = int(batch_size)
@@ -234,6 +247,9 @@ class SentenceEncoder:
         self.hidden_size = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0))
         self.layer = self._check_layer(layer)
         self.max_length = self._check_max_length(max_length, config)
+        self.max_batch_tokens = int(max_batch_tokens or self._default_batch_tokens())
+        if self.max_batch_tokens < 1:
+            raise LangsampError(f"max_batch_tokens must be at least 1 (got {max_batch_tokens})")
         self.tokenizer = _load_tokenizer(self.model_name)
         self.fingerprint = self._fingerprint()
         self.cache = EmbeddingCache(Path(cache_dir) if cache_dir else default_cache_dir(), self.fingerprint)
@@ -241,6 +257,7 @@ class SentenceEncoder:
         self._model: torch.nn.Module | None = None
         self._read_last_hidden = True
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._layer_memo: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()  # encode_layers' memo
 
     # ----------------------------------------------------------------- set-up checks
     def _check_layer(self, layer: int) -> int:
@@ -259,14 +276,24 @@ class SentenceEncoder:
             raise LangsampError(f"--max-length {max_length} is invalid for {self.model_name}; use 3..{limit}")
         return int(max_length)
 
+    def _default_batch_tokens(self) -> int:
+        """Padded tokens per forward pass: on a GPU the memory of ``batch_size`` full-length rows; on CPU
+        ``batch_size`` rows of 128 tokens, since batches much larger than that run slower there."""
+        return self.batch_size * (self.max_length if self.device.type == "cuda" else min(self.max_length, 128))
+
     def _fingerprint(self) -> str:
         from langsamp_cli.model import model_fingerprint
 
         self.model_fingerprint = model_fingerprint(self.model_name)
+        self._tokenizer_fingerprint = tokenizer_fingerprint(self.tokenizer)
+        return self.fingerprint_for(self.layer)
+
+    def fingerprint_for(self, layer: int) -> str:
+        """The fingerprint a single-layer encoder at ``layer`` (same model and options) would have."""
         key = {
             "model": self.model_fingerprint,
-            "tokenizer": tokenizer_fingerprint(self.tokenizer),
-            "layer": self.layer,
+            "tokenizer": self._tokenizer_fingerprint,
+            "layer": int(layer),
             "pooling": self.pooling,
             "max_length": self.max_length,
             "dtype": str(self.dtype),
@@ -340,31 +367,128 @@ class SentenceEncoder:
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """``<s> tokens </s>`` ids, truncated at ``max_length`` (the official [cls]+tokenize()+[sep])."""
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length, return_attention_mask=False,
+                              return_token_type_ids=False)["input_ids"]
 
     def _run_network(self, texts: list[str], progress: bool) -> np.ndarray:
-        ids = self.tokenize(texts)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
-        out = np.empty((len(texts), self.hidden_size), dtype=np.float32)
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for batch in _progress(batches, progress, f"encoding {len(texts)} sentences"):
-            out[batch] = self._encode_batch([ids[i] for i in batch])
+        ids = self.tokenize(texts)  # one call: a fast tokenizer batches it in Rust
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")  # longest first, ties in input order
+        batches = PaddedBatches(ids, order, lengths, self._pad_id())
+        spans = token_budget_batches(batches.lengths, self.max_batch_tokens)
+        pooled: torch.Tensor | None = None  # (n, d) float32 on the device, rows in length order
+        _ = self.model  # load before inference mode, so the weights stay ordinary tensors
+        with torch.inference_mode():
+            for start, end in _progress(spans, progress, f"encoding {len(texts)} sentences"):
+                vectors = self._encode_batch(*batches.tensors(start, end, self.device))
+                if pooled is None:
+                    pooled = torch.empty((len(texts), vectors.shape[1]), dtype=torch.float32, device=self.device)
+                pooled[start:end] = vectors
+        out = np.empty((len(texts), self.hidden_size if pooled is None else pooled.shape[1]), dtype=np.float32)
+        if pooled is not None:
+            out[order] = pooled.cpu().numpy()  # the one device-to-host copy of this call
         self.sentences_encoded += len(texts)
         return out
 
-    def _encode_batch(self, batch_ids: list[list[int]]) -> np.ndarray:
-        width = max(len(x) for x in batch_ids)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
-        for row, seq in enumerate(batch_ids):
-            input_ids[row, : len(seq)] = torch.tensor(seq)
-            attention[row, : len(seq)] = 1
-        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+    # ----------------------------------------------------------------- several layers, one pass
+    def encode_layers(self, sentences: list[str], layers: Sequence[int], progress: bool = False,
+                      remember: bool = False) -> dict[int, np.ndarray]:
+        """{layer: float32 (n, d)} for every requested layer from one forward pass per batch.
+
+        Each layer's rows equal ``SentenceEncoder(model, layer=k).encode(sentences)`` exactly (same
+        batches, same pooling) and use that encoder's disk cache entry, so single- and multi-layer
+        runs share cached vectors. Layers must not exceed this encoder's ``layer`` (the blocks it keeps).
+        """
+        layers = sorted({self._check_layer(int(k)) for k in layers})
+        too_deep = [k for k in layers if k > self.layer]
+        if too_deep:
+            raise LangsampError(f"layers {too_deep} are deeper than this encoder's layer {self.layer}; "
+                                "build it with layer = the deepest layer wanted")
+        sentences = list(sentences)
+        list_hash = text_list_hash(sentences)
+        out: dict[int, np.ndarray] = {}
+        if self.use_cache:
+            for k in layers:
+                cached = self._layer_cache(k).load(list_hash, len(sentences))
+                if cached is not None:
+                    out[k] = cached
+        missing = [k for k in layers if k not in out]
+        if missing:
+            computed = self._encode_unique_layers(list(dict.fromkeys(sentences)), missing, progress)
+            for k in missing:
+                rows = computed[k]
+                out[k] = (np.stack([rows[s] for s in sentences]) if sentences
+                          else np.zeros((0, self.hidden_size), np.float32))
+                if self.use_cache:
+                    self._layer_cache(k).save(list_hash, out[k])
+        if remember:
+            self._memorise_layers(sentences, out)
+        return {k: out[k] for k in layers}
+
+    def _layer_cache(self, layer: int) -> EmbeddingCache:
+        return self.cache if layer == self.layer else EmbeddingCache(self.cache.dir.parent, self.fingerprint_for(layer))
+
+    def _memorise_layers(self, sentences: list[str], rows: dict[int, np.ndarray]) -> None:
+        memo = self._layer_memo
+        for i, sentence in enumerate(sentences):
+            entry = memo.setdefault(sentence, {})
+            entry.update({k: array[i] for k, array in rows.items()})
+            memo.move_to_end(sentence)
+        while len(memo) > max(_MEMO_MAX_ROWS // max(len(rows), 1), 1):
+            memo.popitem(last=False)
+
+    def _encode_unique_layers(self, texts: list[str], layers: list[int],
+                              progress: bool) -> dict[int, dict[str, np.ndarray]]:
+        memo = self._layer_memo
+        known = [t for t in texts if t in memo and all(k in memo[t] for k in layers)]
+        vectors = {k: {t: memo[t][k] for t in known} for k in layers}
+        seen = set(known)
+        todo = [t for t in texts if t not in seen]
+        if todo:
+            computed = self._run_network_layers(todo, layers, progress)
+            for k in layers:
+                vectors[k].update(zip(todo, computed[k]))
+        return vectors
+
+    def _run_network_layers(self, texts: list[str], layers: list[int], progress: bool) -> dict[int, np.ndarray]:
+        """Like ``_run_network``, keeping the pooled vectors of every layer in ``layers``."""
+        ids = self.tokenize(texts)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        batches = PaddedBatches(ids, order, lengths, self._pad_id())
+        spans = token_budget_batches(batches.lengths, self.max_batch_tokens)
+        pooled: torch.Tensor | None = None  # (layers, n, d) float32 on the device, rows in length order
+        _ = self.model
         with torch.inference_mode():
-            out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=not self._read_last_hidden)
-            hidden = out.last_hidden_state if self._read_last_hidden else out.hidden_states[self.layer]
-            return mean_pool(hidden, self._pool_mask(attention)).cpu().numpy()
+            for start, end in _progress(spans, progress, f"encoding {len(texts)} sentences, {len(layers)} layers"):
+                input_ids, attention = batches.tensors(start, end, self.device)
+                states = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
+                mask = self._pool_mask(attention)
+                for i, k in enumerate(layers):
+                    vectors = mean_pool(states.hidden_states[k], mask)
+                    if pooled is None:
+                        pooled = torch.empty((len(layers), len(texts), vectors.shape[1]), dtype=torch.float32,
+                                             device=self.device)
+                    pooled[i, start:end] = vectors
+        width = self.hidden_size if pooled is None else pooled.shape[2]
+        host = pooled.cpu().numpy() if pooled is not None else None
+        out = {}
+        for i, k in enumerate(layers):
+            rows = np.empty((len(texts), width), dtype=np.float32)
+            if host is not None:
+                rows[order] = host[i]
+            out[k] = rows
+        self.sentences_encoded += len(texts)
+        return out
+
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def _encode_batch(self, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """Pooled float32 vectors of one padded batch, left on the device."""
+        out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=not self._read_last_hidden)
+        hidden = out.last_hidden_state if self._read_last_hidden else out.hidden_states[self.layer]
+        return mean_pool(hidden, self._pool_mask(attention))
 
     def _pool_mask(self, attention: torch.Tensor) -> torch.Tensor:
         if not self.exclude_special_tokens:
@@ -377,11 +501,77 @@ class SentenceEncoder:
         return mask
 
 
+def model_depth(model: str) -> int:
+    """Transformer blocks of ``model`` (from its config; no weights load)."""
+    return _config_depth(_load_config(str(model)))
+
+
+def parse_layers(value: str | Sequence[int], num_layers: int, flag: str = "--layers") -> list[int]:
+    """``all`` (0..num_layers: 0 = embeddings), or a comma list such as ``4,6,8``; sorted, unique, checked."""
+    if isinstance(value, (list, tuple)):
+        parts = [str(v) for v in value]
+    else:
+        text = str(value).strip()
+        if text.lower() == "all":
+            return list(range(num_layers + 1))
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise LangsampError(f"{flag} {value!r}: give 'all' or a comma list of layer numbers such as 4,6,8")
+    layers = sorted({int(p) for p in parts})
+    out_of_range = [k for k in layers if k > num_layers]
+    if out_of_range:
+        raise LangsampError(f"{flag} {value!r}: the model has {num_layers} layers (0 = embeddings, {num_layers} = "
+                            f"last block); {', '.join(map(str, out_of_range))} out of range")
+    return layers
+
+
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``hidden`` (B, L, D) over ``mask`` (B, L), in float32; rows with an empty mask give 0."""
-    weights = mask.to(torch.float32).unsqueeze(-1)
-    summed = (hidden.to(torch.float32) * weights).sum(dim=1)
-    return summed / weights.sum(dim=1).clamp(min=1.0)
+    """Mean of ``hidden`` (B, L, D) over ``mask`` (B, L), in float32; rows with an empty mask give 0.
+
+    Half-precision states are summed with a float32 accumulator (no float32 copy of the whole
+    batch); for float32 states this is exactly the plain float32 mean.
+    """
+    weights = mask.to(hidden.dtype).unsqueeze(-1)  # 0/1: exact in any dtype
+    summed = (hidden * weights).sum(dim=1, dtype=torch.float32)
+    return summed / mask.sum(dim=1, keepdim=True).to(torch.float32).clamp(min=1.0)
+
+
+def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of a longest-first length list: rows x longest row <= ``max_tokens``.
+
+    A row longer than the budget still gets a batch of its own.
+    """
+    spans, start, total = [], 0, len(sorted_lengths)
+    while start < total:
+        rows = max(1, int(max_tokens) // max(int(sorted_lengths[start]), 1))
+        end = min(total, start + rows)
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+class PaddedBatches:
+    """Token ids in a given order, flattened once, cut into right-padded (ids, attention) batches."""
+
+    def __init__(self, ids: list[list[int]], order: np.ndarray, lengths: np.ndarray, pad_id: int) -> None:
+        self.lengths = lengths[order]
+        self.offsets = np.concatenate(([0], np.cumsum(self.lengths)))
+        self.flat = np.fromiter(itertools.chain.from_iterable(ids[i] for i in order), dtype=np.int64,
+                                count=int(self.offsets[-1]))
+        self.pad_id = int(pad_id)
+
+    def arrays(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        lengths = self.lengths[start:end]
+        width = int(lengths.max()) if len(lengths) else 0
+        attention = np.arange(width)[None, :] < lengths[:, None]
+        input_ids = np.full(attention.shape, self.pad_id, dtype=np.int64)
+        input_ids[attention] = self.flat[self.offsets[start]:self.offsets[end]]  # row-major: each row's prefix
+        return input_ids, attention.astype(np.int64)
+
+    def tensors(self, start: int, end: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        input_ids, attention = self.arrays(start, end)
+        return (torch.from_numpy(input_ids).to(device, non_blocking=True),
+                torch.from_numpy(attention).to(device, non_blocking=True))
 
 
 def _progress(items: list, show: bool, description: str):

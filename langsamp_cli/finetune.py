@@ -3,16 +3,22 @@
 AdamW with a (linear by default) schedule, gradient accumulation, a fixed number of epochs, the
 source-language dev score after every epoch, and the best weights kept in memory (CPU copy) and
 restored at the end; ``patience`` stops after that many epochs without a better dev score.
-Devices and precision go through ``accelerate`` (bf16 by default on CUDA when the GPU has it,
-fp16 otherwise; always fp32 on CPU, where half precision is much slower). One process per run:
-scale out by running seeds or ``--shard`` slices as separate jobs.
+
+Device and precision belong to one ``Runtime`` object, in plain torch (``torch.autocast``, a
+``GradScaler`` for fp16). accelerate is deliberately not used here: it keeps device and precision in
+process-wide state, so a second command in the same process (``experiment``: pretrain then eval,
+``donor --evaluate``, a notebook) could not pick another precision. ``--mixed-precision auto`` is
+bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU; bf16 may also be asked for on CPU
+(torch autocast runs it there, usually slower than fp32); fp16 on CPU is refused (no loss
+scaling there, and no speed to gain). One process per run: scale out by running seeds or
+``--shard`` slices as separate jobs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -22,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from langsamp_cli.errors import LangsampError
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -67,30 +74,27 @@ class TrainOutcome:
 
 
 class Runtime:
-    """Device + precision for one run (accelerate keeps this state process-wide)."""
+    """Device + precision for one fine-tuning run; nothing about it is process-wide."""
 
     def __init__(self, device: str | None = None, mixed_precision: str = "auto", grad_accum: int = 1):
-        from accelerate import Accelerator
-
         use_cpu = _wants_cpu(device)
-        precision = resolve_mixed_precision(mixed_precision, use_cpu)
-        if not use_cpu and device and ":" in device:
-            torch.cuda.set_device(torch.device(device))
-        try:
-            self.accelerator = Accelerator(cpu=use_cpu, mixed_precision=precision, gradient_accumulation_steps=grad_accum)
-        except (ValueError, RuntimeError) as err:
-            raise LangsampError(f"cannot set up device {device or 'auto'} with {precision} precision: {err}") from err
-        self.mixed_precision = precision
-
-    @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
+        self.mixed_precision = resolve_mixed_precision(mixed_precision, use_cpu)
+        self.device = torch.device("cpu") if use_cpu else _cuda_device(device)
+        self.grad_accum = int(grad_accum)
+        self.autocast_dtype: torch.dtype | None = HALF_DTYPES.get(self.mixed_precision)
 
     def autocast(self) -> AbstractContextManager:
-        return self.accelerator.autocast()
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 needs loss scaling (its range is too small for small gradients); bf16 and fp32 do not."""
+        return torch.amp.GradScaler(self.device.type) if self.mixed_precision == "fp16" else None
 
     def describe(self) -> str:
         return f"{self.device} ({self.mixed_precision})"
+
 
 
 def _wants_cpu(device: str | None) -> bool:
@@ -105,14 +109,28 @@ def _wants_cpu(device: str | None) -> bool:
     return False
 
 
+def _cuda_device(device: str | None) -> torch.device:
+    try:
+        resolved = torch.device(device or "cuda")
+    except RuntimeError as err:
+        raise LangsampError(f"--device {device!r}: use cpu, cuda or cuda:N") from err
+    index = torch.cuda.current_device() if resolved.index is None else resolved.index
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise LangsampError(f"--device {device}: this machine has {count} GPU(s) (cuda:0..cuda:{count - 1})")
+    return torch.device("cuda", index)
+
+
 def resolve_mixed_precision(value: str | None, use_cpu: bool) -> str:
+    """auto -> bf16 on a GPU that has it, fp16 on other GPUs, no on CPU; bf16 is allowed on CPU, fp16 is not."""
     value = (value or "auto").lower()
     if value not in MIXED_PRECISION:
         raise LangsampError(f"--mixed-precision {value!r}: use one of {', '.join(MIXED_PRECISION)}")
     if use_cpu:
-        if value in ("bf16", "fp16"):
-            raise LangsampError(f"--mixed-precision {value} needs a CUDA device (on CPU it is much slower); use no")
-        return "no"
+        if value == "fp16":
+            raise LangsampError("--mixed-precision fp16 needs a CUDA device (on CPU there is no loss scaling and "
+                                "no speed to gain); use bf16 or no")
+        return "no" if value == "auto" else value
     if value == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return value
@@ -139,55 +157,80 @@ def finetune(
     from transformers import get_scheduler
 
     console = console or Console(stderr=True)
-    accelerator = runtime.accelerator
+    model = model.to(runtime.device)
     optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=float(settings.lr),
                                   eps=float(settings.adam_epsilon))
     steps_per_epoch = math.ceil(len(train_loader) / settings.grad_accum)
     total_steps = steps_per_epoch * settings.epochs
     scheduler = get_scheduler(settings.scheduler, optimizer, num_warmup_steps=int(settings.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    step = _OptimizerStep(model, optimizer, scheduler, settings, runtime.grad_scaler())
     outcome = TrainOutcome(best_score=-math.inf, best_epoch=0, epochs_run=0, optimizer_steps=0, stopped_early=False)
     best_state: dict[str, torch.Tensor] | None = None
     with _progress(progress, console) as bars:
         task = bars.add_task(label, total=len(train_loader) * settings.epochs)
         for epoch in range(1, settings.epochs + 1):
-            loss = _train_epoch(model, train_loader, optimizer, scheduler, settings, accelerator, bars, task, outcome)
-            score = _score(accelerator.unwrap_model(model), dev_score, runtime)
+            loss = _train_epoch(model, train_loader, step, runtime, bars, task, outcome)
+            score = _score(model, dev_score, runtime)
             outcome.epochs_run = epoch
             outcome.history.append({"epoch": epoch, "train_loss": loss, "dev_score": score})
             console.print(f"  {label} epoch {epoch}: train loss {loss:.4f}, dev {score:.4f}", highlight=False)
             if score > outcome.best_score:
                 outcome.best_score, outcome.best_epoch = score, epoch
-                best_state = _cpu_copy(accelerator.unwrap_model(model))
+                best_state = _cpu_copy(model)
             elif settings.patience and epoch - outcome.best_epoch >= settings.patience:
                 outcome.stopped_early = epoch < settings.epochs
                 break
-    model = accelerator.unwrap_model(model)
     if best_state is not None:
         model.load_state_dict(best_state)
-    accelerator.free_memory()
     return model, outcome
 
 
-def _train_epoch(model, loader, optimizer, scheduler, settings: TrainSettings, accelerator, bars, task,
-                 outcome: TrainOutcome) -> float:
+class _OptimizerStep:
+    """Backward of one micro-batch, and the optimizer step every ``grad_accum`` micro-batches.
+
+    The loss of each micro-batch is divided by ``grad_accum`` (also in a short last window), and the
+    last micro-batch of an epoch always steps, as accelerate's ``accumulate`` did before.
+    """
+
+    def __init__(self, model, optimizer, scheduler, settings: TrainSettings, scaler: torch.amp.GradScaler | None):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.settings, self.scaler = settings, scaler
+
+    def backward(self, loss: torch.Tensor) -> None:
+        scaled = loss / self.settings.grad_accum
+        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+
+    def step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.settings.max_grad_norm and self.settings.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.settings.max_grad_norm))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def _train_epoch(model, loader, step: _OptimizerStep, runtime: Runtime, bars, task, outcome: TrainOutcome) -> float:
     model.train()
-    total, batches = 0.0, 0
-    for batch in loader:
-        with accelerator.accumulate(model):
+    total = torch.zeros((), dtype=torch.float64, device=runtime.device)  # summed on the device: no sync per batch
+    batches, last = 0, len(loader)
+    for index, batch in enumerate(loader, start=1):
+        batch = {key: value.to(runtime.device, non_blocking=True) for key, value in batch.items()}
+        with runtime.autocast():
             loss = model(**batch).loss
-            accelerator.backward(loss)
-            if accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
-                outcome.optimizer_steps += 1
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-        total += float(loss.detach())
+        step.backward(loss)
+        if index % step.settings.grad_accum == 0 or index == last:
+            step.step()
+            outcome.optimizer_steps += 1
+        total += loss.detach()
         batches += 1
         bars.advance(task)
-    return total / max(batches, 1)
+    return float(total) / max(batches, 1)
 
 
 def _score(model: torch.nn.Module, dev_score: Callable[[torch.nn.Module], float], runtime: Runtime) -> float:

@@ -1,7 +1,7 @@
 """Language-script ids (``eng_Latn``): parsing, aliases, script detection and report groups.
 
 Canonical ids are ISO 639-3 + ``_`` + ISO 15924 (``eng_Latn``, ``zho_Hani``), as Glot500 and LangSAMP use.
-The group facts (head = covered by XLM-R, language family) are data files in ``task_configs/languages/``.
+The group facts (head = covered by XLM-R, language family) are data files in ``langsamp_cli/task_configs/languages/``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 from langsamp_cli.errors import LangsampError
 
 GROUP_ORDER = ["tail", "head", "Latn", "non-Latn", "all"]
-LANGUAGE_TABLES = Path(__file__).resolve().parents[1] / "task_configs" / "languages"
+# Shipped inside the package (langsamp_cli/task_configs/languages), so an installed wheel has them too.
+LANGUAGE_TABLES = Path(__file__).resolve().parent / "task_configs" / "languages"
 
 _ID_RE = re.compile(r"^([A-Za-z]{2,8})(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?$")
 
@@ -232,18 +233,28 @@ def detect_script(text: str) -> str:
 
 
 def parse_language_list(value: str | None) -> list[str] | None:
-    """A comma list or a file (one id per line, first column; '#' comments) -> canonical ids, in order, deduplicated."""
-    if value is None or not str(value).strip():
+    """A comma list or a file (one id per line, first column; '#' comments) -> canonical ids, in order, deduplicated.
+
+    None means "every language"; an empty value, or a file with no id in it, is an error (never "every language"
+    and never "none").
+    """
+    if value is None:
         return None
     path = Path(value)
     items: list[tuple[str, str]] = []
-    if path.is_file():
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    if str(value).strip() and path.is_file():
+        for number, line in enumerate(read_utf8_text(path).splitlines(), start=1):
             stripped = line.split("#", 1)[0].strip()
             if stripped:
                 items.append((stripped.split()[0], f"{path}:{number}"))
+        if not items:
+            raise LangsampError(f"{path}: no language ids in the file (only blank lines or # comments); "
+                                "list one id per line, e.g. eng_Latn, or leave --languages out for every language")
     else:
         items = [(part.strip(), "--languages") for part in str(value).split(",") if part.strip()]
+        if not items:
+            raise LangsampError(f"--languages {str(value)!r}: no language ids given; pass a comma list such as "
+                                "eng_Latn,deu_Latn or a file, or leave --languages out for every language")
     ids: list[str] = []
     for item, where in items:
         try:
@@ -253,6 +264,17 @@ def parse_language_list(value: str | None) -> list[str] | None:
         if lang_id not in ids:
             ids.append(lang_id)
     return ids
+
+
+def read_utf8_text(path: Path) -> str:
+    """The text of a small user file; not UTF-8 is a one-line error naming the line and byte offset."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise LangsampError(f"{path}:{line}: not UTF-8 text (byte offset {err.start}); "
+                            "save the file as UTF-8") from None
 
 
 def _read_table_lines(name: str) -> list[list[str]]:

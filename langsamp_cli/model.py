@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from langsamp_cli.checkpoint_info import (
+    MLM_HEAD_RANDOM,
+    TOKEN_TYPE_KEY,
+    TOKEN_TYPE_ZEROS,
+    TYPE_VOCAB_ONE,
+    config_fields,
+    input_side_tables,
+    planned_adjustments,
+    weight_files,
+)
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json
 
@@ -109,6 +120,8 @@ class LangSAMPForMaskedLM(nn.Module):
         std = getattr(mlm.config, "initializer_range", 0.02)
         self.lang_embeddings = _new_table(num_languages or _table_size(lang2id), hidden, std) if use_lang else None
         self.script_embeddings = _new_table(num_scripts or _table_size(script2id), hidden, std) if use_script else None
+        # What rows new to the initial checkpoint were initialised from (pretrain/init_rows.py); saved in langsamp.json.
+        self.initialised_rows: dict[str, Any] = {}
 
     @property
     def backbone(self) -> nn.Module:
@@ -182,14 +195,18 @@ def _rows(table: nn.Embedding | None) -> int | None:
 
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """No tqdm 'Loading weights' bars from transformers: our commands draw their own progress."""
+    """No tqdm 'Loading weights' bars and no load report from transformers: our commands draw their own
+    progress, and ``load_backbone`` checks the loaded weights itself."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if enabled:
             hf_logging.enable_progress_bar()
 
@@ -210,19 +227,143 @@ def _load_config(model: str | Path) -> Any:
         ) from None
 
 
+# ------------------------------------------------------------------------------------ loading a backbone
+
+_NOTES_SHOWN: set[str] = set()
+# Options from_pretrained takes itself even when a config object is passed; the rest of the
+# config-like keyword arguments (num_labels, id2label, ...) must then be set on the config.
+_LOADER_OPTIONS = ("dtype", "torch_dtype", "attn_implementation", "device_map", "local_files_only")
+
+
+def note(text: str) -> None:
+    """A one-line note on stderr, shown once per process."""
+    if text not in _NOTES_SHOWN:
+        _NOTES_SHOWN.add(text)
+        print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def load_backbone(model: str | Path, cls: Any = None, *, config: Any = None, allow_random_head: bool = False,
+                  **kwargs: Any) -> tuple[nn.Module, list[str]]:
+    """``cls.from_pretrained(model, **kwargs)`` (``cls`` defaults to AutoModel) that never returns a partly random
+    encoder: returns the model and the adjustments applied (names from ``checkpoint_info``).
+
+    A weight the checkpoint lacks is an error naming it, except: a task head outside the base model (classifier,
+    and the pooler), which the task trains; the MLM head when ``allow_random_head`` (pretraining trains it;
+    noted); and the token-type embedding, absent from official LangSAMP checkpoints, which is set to zeros and
+    frozen, reproducing the official forward pass (noted). A checkpoint with input-side language/script tables
+    is refused. ValueError/TypeError from transformers (an unsupported option or architecture) pass through.
+    """
+    from transformers import AutoModel
+
+    cls = cls or AutoModel
+    local = _local_checkpoint(model)
+    source = str(local) if local is not None else str(model)
+    fields = config_fields(local) if local is not None else {}
+    if input_side_tables(fields):
+        raise LangsampError(
+            f"{local / 'config.json'}: decouple_at_input_embeddings is true, so this checkpoint adds its "
+            "language/script tables to the input embeddings, which needs per-token ids langsamp does not pass; "
+            "only checkpoints with the tables at the LM head (the paper's setting) are supported"
+        )
+    adjustments: list[str] = []
+    type_vocab = fields.get("type_vocab_size")
+    if config is None and isinstance(type_vocab, int) and type_vocab < 1:
+        config = _load_config(source)
+    if config is not None and isinstance(getattr(config, "type_vocab_size", 1), int) and config.type_vocab_size < 1:
+        config.type_vocab_size = 1  # the official class has no table; one zero row reproduces that
+        adjustments.append(TYPE_VOCAB_ONE)
+    if config is not None:
+        kwargs = _config_kwargs_onto(config, kwargs)
+        kwargs["config"] = config
+    try:
+        with _quiet_transformers():
+            try:
+                loaded, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
+            except RuntimeError as err:
+                if "ignore_mismatched_sizes" not in str(err):
+                    raise
+                # A weight whose shape does not fit the config: load once more only to name it below.
+                loaded, info = cls.from_pretrained(source, output_loading_info=True, ignore_mismatched_sizes=True,
+                                                   **kwargs)
+    except OSError as err:
+        raise LangsampError(f"--model {model}: cannot load weights ({_first_line(err)})") from None
+    except RuntimeError as err:
+        raise LangsampError(f"--model {model}: cannot load the weights ({_first_line(err)}); "
+                            "is config.json the one saved with these weights?") from None
+    adjustments += _settle_missing(loaded, info, source, allow_random_head)
+    return loaded, list(dict.fromkeys(adjustments))
+
+
+def _config_kwargs_onto(config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Move config-like keyword arguments onto ``config`` (from_pretrained ignores them next to a config)."""
+    rest = {}
+    for key, value in kwargs.items():
+        if key not in _LOADER_OPTIONS and hasattr(config, key):
+            setattr(config, key, value)
+        else:
+            rest[key] = value
+    return rest
+
+
+def _settle_missing(loaded: nn.Module, info: dict[str, Any], source: str, allow_random_head: bool) -> list[str]:
+    """Zero the token-type table or accept a head where that is by design; refuse any other missing weight."""
+    mismatched = sorted(str(item[0]) if isinstance(item, tuple) else str(item)
+                        for item in info.get("mismatched_keys") or ())
+    if mismatched:
+        raise LangsampError(f"{source}: weight '{mismatched[0]}' has another shape than the config expects; "
+                            "is config.json the one saved with these weights?")
+    state_names = set(loaded.state_dict())
+    base_prefix = getattr(loaded, "base_model_prefix", "")
+    has_head = getattr(loaded, "base_model", loaded) is not loaded
+    token_type, head, random = [], [], []
+    for key in sorted(info.get("missing_keys") or ()):
+        if key not in state_names:  # a buffer that is rebuilt, not loaded
+            continue
+        inner = key[len(base_prefix) + 1:] if has_head and key.startswith(f"{base_prefix}.") else key
+        if has_head and inner == key:
+            head.append(key)
+        elif inner == TOKEN_TYPE_KEY:
+            token_type.append(key)
+        elif not inner.startswith("pooler."):  # a task's pooler is trained by the task; the encoder never reads it
+            random.append(key)
+    if random:
+        more = f" (and {len(random) - 1} more)" if len(random) > 1 else ""
+        raise LangsampError(f"{source}: the checkpoint lacks weight '{random[0]}'{more}, which would start at "
+                            "random; the checkpoint is incomplete or of another architecture")
+    mlm_head = bool(head) and _is_mlm_head(head)
+    if mlm_head and not allow_random_head:
+        raise LangsampError(f"{source}: the checkpoint lacks weight '{head[0]}', which would start at random; "
+                            "is it a checkpoint of this model type?")
+    adjustments = []
+    for key in token_type:
+        table = loaded.get_parameter(key)
+        with torch.no_grad():
+            table.zero_()
+        table.requires_grad_(False)  # stays zero while fine-tuning or continuing pretraining, as in the original
+        adjustments.append(TOKEN_TYPE_ZEROS)
+        note(f"{source}: no token-type embedding in the checkpoint (as in the official LangSAMP model); "
+             "using zeros, which reproduces the official forward pass")
+    if mlm_head:
+        adjustments.append(MLM_HEAD_RANDOM)
+        note(f"{source}: no masked-LM head in the checkpoint; it starts at random and pretraining trains it")
+    return adjustments
+
+
+def _is_mlm_head(keys: list[str]) -> bool:
+    """Missing head weights that belong to an MLM head (a classifier/tagger head is trained by its task)."""
+    return any(key.split(".")[0] in _HEAD_ATTRIBUTES for key in keys)
+
+
 def _load_masked_lm(model: str) -> nn.Module:
     from transformers import AutoModelForMaskedLM
 
     config = _load_config(model)
     try:
-        with _quiet_transformers():
-            return AutoModelForMaskedLM.from_pretrained(model, config=config)
+        return load_backbone(model, AutoModelForMaskedLM, allow_random_head=True)[0]
     except ValueError as err:
         raise LangsampError(
             f"--model {model} is not a masked language model ({config.model_type}): {_first_line(err)}"
         ) from None
-    except OSError as err:
-        raise LangsampError(f"--model {model}: cannot load weights ({_first_line(err)})") from None
 
 
 def _masked_lm_from_config(config: Any) -> nn.Module:
@@ -366,6 +507,10 @@ def _metadata(model: LangSAMPForMaskedLM) -> dict[str, Any]:
         "num_scripts": _rows(model.script_embeddings),
         "lang2id": model.lang2id,
         "script2id": model.script2id,
+        # Backbone weights kept fixed (the zero token-type table of an official checkpoint); reloading keeps them
+        # fixed, so a resumed run trains exactly the parameters the first part did.
+        "frozen": [name for name, param in model.mlm.named_parameters() if not param.requires_grad],
+        **({"initialised_rows": model.initialised_rows} if getattr(model, "initialised_rows", None) else {}),
     }
 
 
@@ -376,6 +521,7 @@ def load_checkpoint(path: str | Path, lang_map: LangMap = None, require_tables: 
     when an official checkpoint does not ship one.
     """
     local = _local_checkpoint(path)
+    _note_unused_lang_map(local, lang_map)
     if local is not None and (local / META_FILE).is_file():
         model = _load_ours(local)
     elif local is not None and _is_official(local):
@@ -416,6 +562,9 @@ def _load_ours(path: Path) -> LangSAMPForMaskedLM:
         _load_masked_lm(str(path)), meta["lang2id"], meta["script2id"], meta["variant"],
         num_languages=meta.get("num_languages"), num_scripts=meta.get("num_scripts"),
     )
+    _freeze(model.mlm, meta.get("frozen") or [])
+    if isinstance(meta.get("initialised_rows"), dict):  # a resumed run keeps recording it
+        model.initialised_rows = meta["initialised_rows"]
     tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
     for key, table in model.tables().items():
         if key not in tables or tables[key].shape != table.shape:
@@ -425,16 +574,17 @@ def _load_ours(path: Path) -> LangSAMPForMaskedLM:
     return model
 
 
+def _freeze(mlm: nn.Module, names: list[str]) -> None:
+    parameters = dict(mlm.named_parameters())
+    for name in names:
+        if isinstance(name, str) and name in parameters:
+            parameters[name].requires_grad_(False)
+
+
 # ------------------------------------------------------------------------------------ official format
 
 
-def _weight_files(path: Path) -> list[Path]:
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index = path / index_name
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-            return [path / shard for shard in shards]
-    return [p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()][:1]
+_weight_files = weight_files
 
 
 def _read_state_dict(path: Path, keys: set[str] | None = None) -> dict[str, torch.Tensor]:
@@ -464,6 +614,15 @@ def _is_official(path: Path) -> bool:
 
 def _has_id_map(path: Path) -> bool:
     return (path / META_FILE).is_file() or any((path / name).is_file() for name in OFFICIAL_MAP_FILES)
+
+
+def _note_unused_lang_map(local: Path | None, lang_map: LangMap) -> None:
+    """Say so when a --lang-map file is given for a checkpoint that carries its own id map (which wins)."""
+    if local is None or lang_map is None or isinstance(lang_map, tuple):
+        return
+    own = [name for name in (META_FILE, *OFFICIAL_MAP_FILES) if (local / name).is_file()]
+    if own:
+        note(f"--lang-map {lang_map} is not used: {local} carries its own language/script id map ({own[0]})")
 
 
 def _resolve_map(path: Path, lang_map: LangMap) -> IdMaps:
@@ -509,21 +668,13 @@ def _load_official(path: Path, lang_map: LangMap) -> LangSAMPForMaskedLM:
 
     lang2id, script2id = _resolve_map(path, lang_map)
     fields = _official_config(path)
-    state = _read_state_dict(path)
-    lang_table, script_table = _official_tables(path, state)
+    lang_table, script_table = _official_tables(path, _read_state_dict(path, {OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY}))
     _check_table_fits(path, lang_table, lang2id, "language")
     _check_table_fits(path, script_table, script2id, "script")
-    for key in (OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY):
-        state.pop(key, None)
+    # A plain XLM-R config: a checkpoint saved from here on loads anywhere without the official class.
     dropped = (*OFFICIAL_CONFIG_FIELDS, "architectures", "auto_map")
-    plain = {k: v for k, v in fields.items() if k not in dropped}
-    mlm = XLMRobertaForMaskedLM(XLMRobertaConfig(**plain))
-    result = mlm.load_state_dict(state, strict=False)
-    tied_or_buffers = ("position_ids", "lm_head.decoder.weight", "lm_head.decoder.bias")
-    missing = [k for k in result.missing_keys if not k.endswith(tied_or_buffers)]
-    if missing:
-        raise LangsampError(f"{path}: the official checkpoint lacks weights {', '.join(missing[:3])}; is it complete?")
-    mlm.tie_weights()
+    plain = XLMRobertaConfig(**{k: v for k, v in fields.items() if k not in dropped})
+    mlm, _ = load_backbone(path, XLMRobertaForMaskedLM, config=plain, allow_random_head=True)
     mlm.eval()  # as from_pretrained would; training code calls .train()
     model = LangSAMPForMaskedLM(
         mlm, lang2id, script2id, variant_name(lang_table is not None, script_table is not None),
@@ -598,6 +749,7 @@ class EmbeddingTables:
 def load_embedding_tables(path: str | Path, lang_map: LangMap = None) -> EmbeddingTables:
     """Only the learned tables and id maps (no backbone is built): ours or the official format."""
     local = _local_checkpoint(path)
+    _note_unused_lang_map(local, lang_map)
     if local is not None and (local / META_FILE).is_file():
         result = _our_tables(local)
     elif local is not None and _is_official(local):
@@ -676,4 +828,7 @@ def model_fingerprint(path_or_name: str | Path) -> str:
         file = directory / name
         if file.is_file():
             digest.update(f"{name}\0{_file_digest(file)}\n".encode())
+    adjustments = planned_adjustments(directory)
+    if adjustments:  # the loader's adjustments change the numbers: caches made without them must not match
+        digest.update(f"adjustments\0{','.join(adjustments)}\n".encode())
     return digest.hexdigest()[:16]

@@ -229,3 +229,63 @@ def plot_embedding_scatter(coords: np.ndarray, labels: Sequence[str], groups: Se
         ax.legend([handles[n] for n in legend_names], labels_in_legend, title=legend_title or None, fontsize=7,
                   title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return save_figure(fig, stem)
+
+
+def plot_loss_curve(train: Sequence[tuple[int, float]], heldout: Sequence[tuple[int, float]], stem: str | Path,
+                    title: str = "pretraining loss", formats: Sequence[str] = ("png",)) -> list[Path]:
+    """MLM loss against step: the training loss (log.jsonl ``loss``) and, when evaluated, the held-out loss."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        steps, losses = zip(*train)
+        ax.plot(steps, losses, color="tab:blue", lw=1.2, marker="." if len(train) < 30 else None, label="training")
+    if heldout:
+        steps, losses = zip(*heldout)
+        ax.plot(steps, losses, color="tab:orange", lw=1.2, marker="o", ms=3, label="held-out")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("MLM loss")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if train and heldout:
+        ax.legend(frameon=False)
+    return save_figure(fig, stem, formats)
+
+
+# ---------------------------------------------------------------------------- metric by layer
+_LINE_STYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def plot_metric_by_layer(panels: dict[str, dict[tuple[str, str], tuple[Sequence[int], Sequence[float],
+                                                                          Sequence[float]]]],
+                         stem: str | Path, ylabel: str = "score", group_order: Sequence[str] = (),
+                         formats: Sequence[str] = FORMATS) -> list[Path]:
+    """A metric against the encoder layer: one panel per task, one line per (model, group).
+
+    ``panels[task][(model, group)] = (layers, means, stds)``; a finite std draws a band of +-1 std.
+    With one model the colour tells the groups apart; with several, the colour is the model and the
+    line style (and marker) the group, so two models compare on one figure.
+    """
+    models = list(dict.fromkeys(m for lines in panels.values() for m, _ in lines))
+    groups = list(dict.fromkeys([*group_order, *(g for lines in panels.values() for _, g in lines)]))
+    groups = [g for g in groups if any(g == key[1] for lines in panels.values() for key in lines)]
+    palette = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, (task, lines) in zip(axes[0], panels.items()):
+        for (model, group), (layers, means, stds) in lines.items():
+            colour_index = groups.index(group) if len(models) == 1 else models.index(model)
+            style_index = 0 if len(models) == 1 else groups.index(group)
+            label = group if len(models) == 1 else f"{model} · {group}"
+            colour = palette(colour_index % 10)
+            ax.plot(layers, means, color=colour, ls=_LINE_STYLES[style_index % len(_LINE_STYLES)],
+                    marker=_MARKERS[style_index % len(_MARKERS)], ms=3.5, lw=1.4, label=label)
+            low = [m - s for m, s in zip(means, stds) if np.isfinite(s)]
+            if len(low) == len(means):
+                ax.fill_between(layers, low, [m + s for m, s in zip(means, stds)], color=colour, alpha=0.12, lw=0)
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("layer (0 = embeddings)")
+        all_layers = sorted({k for layers, _, _ in lines.values() for k in layers})
+        ax.set_xticks(all_layers)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return save_figure(fig, stem, formats)

@@ -70,11 +70,19 @@ def _visible(root: Path, pattern: str) -> list[Path]:
     return [p for p in root.glob(pattern) if not any(part.startswith(".") for part in p.relative_to(root).parts)]
 
 
-def load_frame(paths: list[Path], metric: str | None) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Long frame (one row per model/task/seed/language) of the chosen metric, group order, notes."""
+def load_frame(paths: list[Path], metric: str | None,
+               allow_mixed: bool = False) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Long frame (one row per model/task/seed/language) of the chosen metric, group order, notes.
+
+    The seeds of one model and task are averaged, so they must come from the same model and settings
+    (see :func:`check_same_settings`).
+    """
     rows, notes, group_order, seen, skipped = [], [], [], {}, {}
+    identities: dict[tuple, dict[tuple, list[Path]]] = {}
     for path in paths:
         results = load_results(path)
+        identities.setdefault((results.get("model_slug") or results["model"], results["task"]), {}) \
+            .setdefault(run_identity(results), []).append(path)
         key = (results.get("model_slug") or results["model"], results["task"], results.get("seed"))
         if key in seen:
             raise LangsampError(f"{path} and {seen[key]} both hold {results['task']} seed {_seed(key[2])} of "
@@ -91,7 +99,38 @@ def load_frame(paths: list[Path], metric: str | None) -> tuple[pd.DataFrame, lis
                 _seed(results.get("seed")))
     notes += [f"{task} {model}: skipped {lang} ({reason}) [seed {','.join(seeds)}]"
               for (task, model, lang, reason), seeds in skipped.items()]
+    notes += check_same_settings(identities, allow_mixed)
     return pd.DataFrame(rows), group_order or list(DEFAULT_GROUPS), notes
+
+
+def run_identity(results: dict) -> tuple[str, str]:
+    """(settings hash, model fingerprint) of one results.json; "mixed" when its own units disagree."""
+    from langsamp_cli.results import settings_hash
+
+    prov = results.get("provenance") or {}
+    settings = prov.get("settings_hash") or settings_hash(prov.get("config") or {})
+    if len(prov.get("config_hashes") or []) > 1 or results.get("stale"):
+        settings = f"mixed({settings})"
+    return settings, str(prov.get("model_fingerprint") or "unknown")
+
+
+def check_same_settings(identities: dict[tuple, dict[tuple, list[Path]]], allow_mixed: bool) -> list[str]:
+    """Refuse (LangsampError) to average runs of one model and task made with different settings or models.
+
+    With ``allow_mixed`` they are averaged and each such (model, task) gets a loud note instead.
+    """
+    notes = []
+    for (model, task), found in identities.items():
+        if len(found) < 2 and not any(s.startswith("mixed(") for s, _ in found):
+            continue
+        listed = "; ".join(f"settings {s}, model {fp}: {', '.join(str(p.parent.name) for p in paths)}"
+                           for (s, fp), paths in found.items())
+        message = f"{task} {model}: results made with different settings or model weights ({listed})"
+        if not allow_mixed:
+            raise LangsampError(f"{message}; rerun them with the same settings, or pass --allow-mixed to average "
+                                "them anyway")
+        notes.append(f"MIXED SETTINGS averaged (--allow-mixed): {message}")
+    return notes
 
 
 def _row(results: dict, record: dict, metric: str) -> dict:
@@ -124,11 +163,12 @@ def model_labels(frame: pd.DataFrame) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- aggregation
-def build_report(dirs: list[Path], metric: str | None = None, scale: float = 100.0) -> Report:
+def build_report(dirs: list[Path], metric: str | None = None, scale: float = 100.0,
+                 allow_mixed: bool = False) -> Report:
     paths = find_results(dirs)
     if not paths:
         raise LangsampError(f"no {RESULTS_JSON} under {', '.join(map(str, dirs))}; run `langsamp eval ...` first")
-    frame, group_order, notes = load_frame(paths, metric)
+    frame, group_order, notes = load_frame(paths, metric, allow_mixed)
     if frame.empty:
         raise LangsampError(f"no scored languages in {len(paths)} results file(s) under {', '.join(map(str, dirs))}"
                             + (f" with metric '{metric}'" if metric else ""))

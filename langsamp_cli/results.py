@@ -18,6 +18,12 @@ Skips are units too (``status: "skipped"`` with the reason): they appear in resu
 every table, and a rerun does not retry them. ``overwrite=True`` ignores existing units (every
 selected language is recomputed and its unit file replaced); unit files are never deleted, so
 shards running with ``--overwrite`` at the same time cannot erase each other's fresh results.
+
+A unit belongs to its model and settings: it stores the model's content fingerprint and a hash of
+the settings that change its number (:func:`settings_hash`: the config less run-only keys and the
+seed). A rerun reuses a unit only when both match; otherwise it says so in one line and recomputes
+it (the new file replaces the old one atomically). Units of other settings or models still in the
+folder are left out of results.json (listed under ``stale``), so they are never averaged in.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from typing import Any
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import atomic_write_json, atomic_write_text
+from langsamp_cli.logs import get_logger
+
+log = get_logger()
 
 UNIT_FORMAT = 1
 RESULTS_JSON = "results.json"
@@ -47,6 +56,7 @@ GROUP_KEYS = ("head_tail", "script_group", "family")
 _RUN_ONLY_KEYS = {"languages", "output_dir", "device", "batch_size", "eval_batch_size", "cache_dir", "shard",
                   "overwrite", "dtype", "mixed_precision", "keep_model", "no_cache", "fingerprint",
                   "config_files"}
+_SEED_KEYS = {"seed", "seeds"}  # one run's seeds share their settings; the seed has its own folder
 
 
 # ---------------------------------------------------------------------------- naming
@@ -70,6 +80,30 @@ def seed_dir_name(seed: int | None) -> str:
     return "seedna" if seed is None else f"seed{int(seed)}"
 
 
+LAYER_SUFFIX = "@layer"  # `eval --layers`: layer k (other than the task's own layer) is filed as task "sr-t@layer4"
+
+
+def layer_task_name(task: str, layer: int) -> str:
+    """The task name under which a ``--layers`` run files the results of ``layer``."""
+    return f"{task}{LAYER_SUFFIX}{int(layer)}"
+
+
+def split_layer_task(task: str) -> tuple[str, int | None]:
+    """("sr-t", 4) for "sr-t@layer4"; (task, None) for a plain task name."""
+    base, sep, layer = str(task).rpartition(LAYER_SUFFIX)
+    return (base, int(layer)) if sep and layer.isdigit() else (str(task), None)
+
+
+def task_dir_name(task: str) -> str:
+    """A task name as a folder under the output root: a plain name (no separators, no '..'), never a path."""
+    text = str(task)
+    plain = split_layer_task(text)[0]  # "sr-t@layer4": a layer of a --layers run
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", plain) or ".." in text:
+        raise LangsampError(f"task name {text!r}: use letters, digits, '.', '_' and '-' (a folder name under "
+                            "--output-dir, not a path)")
+    return text
+
+
 def unit_file_name(lang_script: str) -> str:
     if not lang_script or not re.fullmatch(r"[\w.+-]+", lang_script) or lang_script.startswith("."):
         raise LangsampError(f"unit name {lang_script!r}: use a language id such as eng_Latn (letters, digits, _ . + -)")
@@ -91,16 +125,36 @@ class ResultStore:
         self.overwrite = overwrite
         self.fingerprint = fingerprint or self.config.get("fingerprint") or self.config.get("model_fingerprint")
         self.model_slug = model_slug(model)
-        self.run_dir = self.output_dir / task / self.model_slug / seed_dir_name(seed)
+        self.run_dir = self.output_dir / task_dir_name(task) / self.model_slug / seed_dir_name(seed)
         self.seed_dir = self.run_dir
         self.units_dir = self.run_dir / UNITS_DIR
+        self.replaced: dict[str, str] = {}  # unit -> why its stored result could not be reused
+        self.notify = _print_stderr
 
     def unit_path(self, lang_script: str) -> Path:
         return self.units_dir / unit_file_name(lang_script)
 
     def is_done(self, lang_script: str) -> bool:
-        """True when a unit (scored or skipped) exists; always False with overwrite=True."""
-        return not self.overwrite and self.unit_path(lang_script).is_file()
+        """True when a unit (scored or skipped) exists *for this model and these settings*.
+
+        A unit made by another model (fingerprint) or with other settings (settings hash) is not
+        reused: one line on stderr says why, and the caller recomputes it (the write replaces the
+        file atomically). Always False with overwrite=True.
+        """
+        path = self.unit_path(lang_script)
+        if self.overwrite or not path.is_file():
+            return False
+        try:
+            unit = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            self.notify(f"{lang_script}: unreadable result file {path}; recomputing it")
+            return False
+        reason = unit_mismatch(unit, self.fingerprint, self.config)
+        if reason is None:
+            return True
+        self.replaced[lang_script] = reason
+        self.notify(f"{lang_script}: stored result was made with {reason}; recomputing and replacing it")
+        return False
 
     def write(self, lang_script: str, n: int, metrics: dict[str, float], extra: dict | None = None) -> None:
         clean = {str(k): _number(v, f"{lang_script} metric {k}") for k, v in metrics.items()}
@@ -116,7 +170,7 @@ class ResultStore:
     def _meta(self) -> dict:
         return {"task": self.task, "model": self.model, "model_slug": self.model_slug, "seed": self.seed,
                 "metric": self.metric, "fingerprint": self.fingerprint, "config": self.config,
-                "config_hash": config_hash(self.config)}
+                "config_hash": config_hash(self.config), "settings_hash": settings_hash(self.config)}
 
     def finalize(self) -> Path:
         """Merge every unit file in this run folder into results.json and results.csv."""
@@ -166,13 +220,17 @@ def needs_merge(run_dir: Path) -> bool:
 
 
 def build_results(units: list[dict], meta: dict) -> dict:
+    stale = [u for u in units if unit_mismatch(u, meta.get("fingerprint"), meta.get("config") or {}) is not None]
+    if stale:
+        names = ", ".join(u["lang_script"] for u in stale)
+        log.warning(f"warning: {len(stale)} unit(s) of {meta.get('task')} {meta.get('model')} were made with another "
+                    f"model or other settings and are left out of results.json ({names}); rerun them with these "
+                    "settings (or --languages ... --overwrite)")
+        units = [u for u in units if u not in stale]
     done = sorted((u for u in units if u["status"] == "done"), key=lambda u: u["lang_script"])
     skipped = sorted((u for u in units if u["status"] == "skipped"), key=lambda u: u["lang_script"])
     languages = [language_record(u) for u in done]
     hashes = sorted({u.get("config_hash") for u in units if u.get("config_hash")})
-    if len(hashes) > 1:
-        print(f"warning: {len(hashes)} different settings among the unit files of {meta.get('task')} "
-              f"{meta.get('model')}; rerun with --overwrite to make them uniform", file=sys.stderr)
     return {
         "task": meta.get("task"),
         "model": meta.get("model"),
@@ -184,6 +242,8 @@ def build_results(units: list[dict], meta: dict) -> dict:
         "skipped": [{"lang_script": u["lang_script"], "reason": u.get("reason", "")} for u in skipped],
         "groups": group_means(languages),
         "families": family_means(languages),
+        "stale": [{"lang_script": u["lang_script"], "why": unit_mismatch(u, meta.get("fingerprint"),
+                                                                          meta.get("config") or {})} for u in stale],
         "provenance": provenance(meta, config_hashes=hashes),
     }
 
@@ -266,7 +326,9 @@ def provenance(meta: dict, config_hashes: list[str] | None = None) -> dict:
         "toolkit": "langsamp", "toolkit_version": _version("langsamp-cli") or _package_version(),
         "model": meta.get("model"),
         "model_fingerprint": meta.get("fingerprint") or config.get("fingerprint") or config.get("model_fingerprint"),
+        "model_adjustments": _model_adjustments(meta.get("model")),
         "config": config,
+        "settings_hash": settings_hash(config),
         "config_hashes": config_hashes or [],
         "time": _now(),
         "device": _device(config),
@@ -278,9 +340,52 @@ def provenance(meta: dict, config_hashes: list[str] | None = None) -> dict:
     }
 
 
+def _model_adjustments(model: str | None) -> list[str] | None:
+    """What the loader changed to load this checkpoint (e.g. a zero token-type table); None when not inspectable."""
+    from langsamp_cli.checkpoint_info import model_adjustments
+
+    return model_adjustments(model)
+
+
 def config_hash(config: dict) -> str:
     measured = {k: v for k, v in config.items() if k not in _RUN_ONLY_KEYS}
     return hashlib.sha1(json.dumps(measured, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def measured_settings(config: dict) -> dict:
+    """The settings that change a unit's number: the config less run-only keys and the seed."""
+    return {k: v for k, v in config.items() if k not in _RUN_ONLY_KEYS and k not in _SEED_KEYS}
+
+
+def settings_hash(config: dict) -> str:
+    """Hash of :func:`measured_settings`: equal for every seed of one run, different when a setting changes."""
+    measured = json.dumps(measured_settings(config), sort_keys=True, default=str)
+    return hashlib.sha1(measured.encode()).hexdigest()[:12]
+
+
+def unit_mismatch(unit: dict, fingerprint: str | None, config: dict) -> str | None:
+    """None when ``unit`` was made by the model ``fingerprint`` with ``config``'s settings; else what differs."""
+    stored_fp = unit.get("fingerprint")
+    if stored_fp != fingerprint:
+        return f"another model (fingerprint {stored_fp or 'unknown'}, now {fingerprint or 'unknown'})"
+    stored = unit.get("config") or {}
+    ours = unit.get("settings_hash") or settings_hash(stored)
+    if ours == settings_hash(config) and unit.get("seed") == config.get("seed", unit.get("seed")):
+        return None
+    before, now = measured_settings(stored), measured_settings(config)
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    shown = ", ".join(f"{k}: {_short(before.get(k))} -> {_short(now.get(k))}" for k in changed[:3])
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    return f"other settings ({shown or 'settings hash ' + ours}{more})"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _print_stderr(message: str) -> None:
+    log.warning(message)
 
 
 def git_hash() -> str | None:

@@ -1,17 +1,20 @@
-"""Task configs: one YAML per task in ``task_configs/``, ``include:`` templates, flag overrides, validation.
+"""Task configs: one YAML per task in ``langsamp_cli/task_configs/``, ``include:`` templates, flag overrides, validation.
 
 Resolution order (later wins): included files (depth first, in the order listed) < the task file <
 ``config_file`` (a user YAML, e.g. ``--config``) < ``overrides`` (flags; None values are ignored).
-``name_or_path`` is a task name (``sr-b`` -> ``task_configs/sr-b.yaml``) or a path to any YAML, so a
+``name_or_path`` is a task name (``sr-b`` -> ``langsamp_cli/task_configs/sr-b.yaml``) or a path to any YAML, so a
 new task is one new file: a ``--config`` YAML may name its own ``task:`` (results are filed under that name)
-as long as it keeps the command's task type, e.g. ``include: sr-t`` plus new file patterns and languages. The folder is ``<repo>/task_configs`` or ``$LANGSAMP_TASK_CONFIGS``.
+as long as it keeps the command's task type, e.g. ``include: sr-t`` plus new file patterns and languages. The folder is ``langsamp_cli/task_configs`` (shipped in the wheel) or ``$LANGSAMP_TASK_CONFIGS``.
 ``include:`` takes a file name or a list; a relative name is looked up beside the including file,
 then among the task configs (so a user YAML can say ``include: sr-b``). Dicts merge key by key.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib.resources
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +38,37 @@ TYPE_KEYS: dict[str, dict[str, tuple]] = {
     "tagging": {"lr": _POSITIVE_NUMBER, "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
                 "grad_accum": _POSITIVE_INT, "max_length": _POSITIVE_INT, "num_labels": _POSITIVE_INT},
 }
+# Every key a task YAML (or a flag) may set, per type; anything else is a typo (one-line error with close matches).
+# ``base_task`` and ``config_files`` are written by load_task_config itself.
+COMMON_KEYS = frozenset({"task", "type", "metric", "metrics", "source_lang", "data_dir", "file_patterns",
+                         "language_list", "languages", "output_dir", "model", "device", "description",
+                         "base_task", "config_files"})
+_TRANSFER_KEYS = frozenset({"lr", "epochs", "batch_size", "grad_accum", "max_length", "num_labels", "labels",
+                            "eval_batch_size", "seeds", "patience", "weight_decay", "adam_epsilon", "max_grad_norm",
+                            "scheduler", "warmup_ratio", "mixed_precision", "keep_model", "max_train_samples",
+                            "max_eval_samples"})
+ALLOWED_KEYS: dict[str, frozenset[str]] = {
+    "retrieval": COMMON_KEYS | {"layer", "layers", "max_length", "batch_size", "top_k", "pairs",
+                                "exclude_special_tokens",
+                                "dtype", "bible", "bible_dir", "english_bible"},
+    "classification": COMMON_KEYS | _TRANSFER_KEYS | {"bible", "bible_dir"},
+    "tagging": COMMON_KEYS | _TRANSFER_KEYS | {"entity_types", "train_file", "dev_file"},
+}
+# A task name becomes a folder under --output-dir: a plain name, never a path.
+TASK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def config_dir() -> Path:
+    """``$LANGSAMP_TASK_CONFIGS`` (a user's own task folder) or the task configs shipped inside the package."""
     override = os.environ.get("LANGSAMP_TASK_CONFIGS")
-    return Path(override) if override else Path(langsamp_cli.__file__).resolve().parents[1] / "task_configs"
+    return Path(override).expanduser() if override else bundled_dir("task_configs")
+
+
+def bundled_dir(name: str) -> Path:
+    """A data folder shipped inside the installed package (wheel or checkout alike)."""
+    folder = importlib.resources.files(langsamp_cli) / name
+    # Installed wheels and editable checkouts are plain directories; a zipped install is not supported.
+    return folder if isinstance(folder, Path) else Path(str(folder))
 
 
 def available_tasks() -> list[str]:
@@ -111,9 +140,11 @@ def read_with_includes(path: Path, _stack: tuple[Path, ...] = ()) -> dict:
 
 
 def _include_path(including: Path, name: str) -> Path:
-    candidates = [including.parent / name, config_dir() / name]
+    # beside the file, the task folder, then the built-in templates (a $LANGSAMP_TASK_CONFIGS folder may use them)
+    folders = [including.parent, *dict.fromkeys([config_dir(), bundled_dir("task_configs")])]
+    candidates = [folder / name for folder in folders]
     if not name.endswith((".yaml", ".yml")):
-        candidates += [including.parent / f"{name}.yaml", config_dir() / f"{name}.yaml"]
+        candidates += [folder / f"{name}.yaml" for folder in folders]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -146,6 +177,8 @@ def validate(config: dict, source: str) -> None:
     kind = config["type"]
     if kind not in TASK_TYPES:
         raise LangsampError(f"{source}: key 'type' is {kind!r}; use one of {', '.join(TASK_TYPES)}")
+    _check_task_name(config["task"], source)
+    _check_known_keys(config, kind, source)
     for key, (check, what) in TYPE_KEYS[kind].items():
         if key not in config or config[key] is None:
             raise LangsampError(f"{source}: missing required key '{key}' for a {kind} task")
@@ -153,6 +186,24 @@ def validate(config: dict, source: str) -> None:
             raise LangsampError(f"{source}: key '{key}' must be {what}, got {config[key]!r}")
     if kind == "retrieval":
         _check_retrieval_metric(config, source)
+
+
+def _check_task_name(task: Any, source: str) -> None:
+    text = str(task)
+    if not isinstance(task, str) or not TASK_NAME_RE.match(text) or ".." in text:
+        raise LangsampError(f"{source}: key 'task' is {text!r}; a task name is a folder name under --output-dir: "
+                            "letters, digits, '.', '_' and '-', starting with a letter or digit (e.g. my-task)")
+
+
+def _check_known_keys(config: dict, kind: str, source: str) -> None:
+    allowed = ALLOWED_KEYS[kind]
+    for key in config:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(allowed), n=3)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+            f"a {kind} task takes {', '.join(sorted(allowed - {'base_task', 'config_files'}))}"
+        raise LangsampError(f"{source}: unknown key {key!r} for a {kind} task; {hint}")
 
 
 def _check_retrieval_metric(config: dict, source: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from langsamp_cli.commands.experiment import command_line
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.experiment import (
     ExperimentState,
@@ -28,6 +29,7 @@ ALPHABETS = {
     "ell_Grek": "αβγδεζηθικλμνξοπρστυφχψω",
 }
 TARGETS = ["rus_Cyrl", "ell_Grek"]
+CLI = command_line()  # how `langsamp experiment` checks stage flags and runs stages in-process
 
 
 def sentences(alphabet: str, n: int, seed: int) -> list[str]:
@@ -78,8 +80,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("experiment")
     data = make_data(root)
     path = experiment_yaml(root, data)
-    config = load_experiment_config(path)
-    first = run_experiment(config)
+    config = load_experiment_config(path, cli=CLI)
+    first = run_experiment(config, cli=CLI)
     return {"root": root, "data": data, "yaml": path, "config": config, "first": first}
 
 
@@ -113,6 +115,14 @@ def test_every_stage_ran_and_index_shows_tables_and_pictures(finished: dict) -> 
     assert all((out / image).is_file() for image in images)
 
 
+def test_index_html_is_the_markdown_rendered(finished: dict) -> None:
+    page = (finished["config"].output_dir / "index.html").read_text(encoding="utf-8")
+    assert "<p>A test run.</p>" in page
+    assert '<a href="report/languages.md">languages.md</a>' in page  # a Markdown link in a section's text
+    assert "<td class=num><strong>" in page  # best per column: **bold** in a table cell
+    assert "**" not in page and "](" not in page  # no Markdown left unrendered
+
+
 def test_report_numbers_match_the_unit_results(finished: dict) -> None:
     from langsamp_cli.languages import groups_for
 
@@ -136,7 +146,7 @@ def test_report_numbers_match_the_unit_results(finished: dict) -> None:
 def test_rerun_skips_every_stage(finished: dict) -> None:
     out = finished["config"].output_dir
     before = (out / "index.md").stat().st_mtime_ns
-    again = run_experiment(load_experiment_config(finished["yaml"]))
+    again = run_experiment(load_experiment_config(finished["yaml"], cli=CLI), cli=CLI)
     assert again.ran == []
     assert again.skipped == finished["first"].ran
     assert (out / "index.md").stat().st_mtime_ns == before
@@ -149,9 +159,9 @@ def test_failed_stage_names_stage_and_log_and_rerun_continues(finished: dict, tm
     empty.mkdir()
     path = experiment_yaml(finished["root"], finished["data"], output_dir=str(copy),
                            tasks={"sr-t": {"data_dir": str(empty), "pairs": 24, "max_length": 32}})
-    config = load_experiment_config(path)
+    config = load_experiment_config(path, cli=CLI)
     with pytest.raises(LangsampError) as caught:
-        run_experiment(config)
+        run_experiment(config, cli=CLI)
     message = str(caught.value)
     assert "stage eval:sr-t:vanilla failed" in message and str(copy / "logs" / "eval_sr-t_vanilla.log") in message
     assert "\n" not in message
@@ -192,7 +202,7 @@ def test_config_errors_are_one_line_and_name_the_key(tmp_path: Path) -> None:
     ]
     for change, expected in cases:
         with pytest.raises(LangsampError, match=expected) as caught:
-            load_experiment_config(experiment_yaml(tmp_path, data, **change))
+            load_experiment_config(experiment_yaml(tmp_path, data, **change), cli=CLI)
         assert "\n" not in str(caught.value)
 
 
@@ -232,3 +242,36 @@ def test_flags_and_launchers() -> None:
     assert _launcher_processes("accelerate launch --num_processes 4") == 4
     assert _launcher_processes("torchrun --nproc_per_node=8 --nnodes 2") == 16
     assert _launcher_processes(None) == 1
+
+
+@pytest.mark.slow  # two fine-tunes; tests/test_transfer_run.py covers run_transfer itself by default
+def test_transfer_stage_runs_through_the_library_like_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from conftest import SAMPLE_TEXTS
+    from langsamp_cli.experiment import Layout
+
+    labels = ["entertainment", "geography", "health", "politics", "science/technology", "sports", "travel"]
+    for lang, splits in (("eng_Latn", {"train": 21, "dev": 7, "test": 14}), ("hin_Deva", {"test": 14})):
+        for split, n in splits.items():
+            rows = [f"{i}\t{labels[i % 7]}\t{SAMPLE_TEXTS[lang][i % len(SAMPLE_TEXTS[lang])]} {i}" for i in range(n)]
+            write_lines(tmp_path / "sib" / lang / f"{split}.tsv", ["index_id\tcategory\ttext", *rows])
+    task = {"data_dir": str(tmp_path / "sib"), "seeds": [2], "epochs": 1, "batch_size": 4, "grad_accum": 1,
+            "max_train_samples": 16, "languages": ["eng_Latn", "hin_Deva"]}
+    path = experiment_yaml(tmp_path, make_data(tmp_path), variants=["vanilla"], tasks={"sib200": task})
+    config = load_experiment_config(path, cli=CLI)
+    stage = next(s for s in plan_stages(config) if s.name == "eval:sib200:vanilla")
+    assert stage.library is not None and stage.argv[:2] == ["eval", "sib200"]
+    model = Layout(config.output_dir).model("vanilla")
+    model.parent.mkdir(parents=True)
+    model.symlink_to(tiny_model_dir, target_is_directory=True)
+
+    stage.library()
+    argv = list(stage.argv)
+    argv[argv.index("--output-dir") + 1] = str(tmp_path / "cli")
+    assert CLI.invoke(argv) == 0
+
+    def scores(results: Path) -> dict[str, float]:
+        units = [json.loads(p.read_text(encoding="utf-8")) for p in results.glob("sib200/*/seed2/units/*.json")]
+        return {u["lang_script"]: u["metrics"]["macro_f1"] for u in units}
+
+    assert sorted(scores(config.output_dir / "results")) == ["eng_Latn", "hin_Deva"]
+    assert scores(config.output_dir / "results") == scores(tmp_path / "cli")

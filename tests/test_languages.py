@@ -80,7 +80,18 @@ def test_aliases() -> None:
 
 def test_language_list_from_string_and_file(tmp_path: Path) -> None:
     assert parse_language_list("en, rus_Cyrl,eng_Latn") == ["eng_Latn", "rus_Cyrl"]
-    assert parse_language_list(None) is None and parse_language_list("") is None
+    assert parse_language_list(None) is None  # None = every language; an empty value is an error (below)
+    for empty in ("", " ", ",", " , "):
+        with pytest.raises(LangsampError, match="no language ids given"):
+            parse_language_list(empty)
+    comments = tmp_path / "comments.txt"
+    comments.write_text("# to do\n\n  # later\n", encoding="utf-8")
+    with pytest.raises(LangsampError, match=r"comments.txt: no language ids in the file"):
+        parse_language_list(str(comments))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("eng_Latn\nfra_Latn # français\n".encode("latin-1"))
+    with pytest.raises(LangsampError, match=r"latin1.txt:2: not UTF-8 text \(byte offset 24\)"):
+        parse_language_list(str(latin1))
     good = tmp_path / "langs.txt"
     good.write_text("# my list\neng_Latn\t1\n\nzho_Hani 0\n", encoding="utf-8")
     assert parse_language_list(str(good)) == ["eng_Latn", "zho_Hani"]

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo) under torchrun: ranks draw different data yet end with identical weights."""
+"""Two CPU processes (gloo) under torchrun: ranks draw different data yet end with identical weights;
+a launcher that starts more processes than the node has GPUs is stopped with one line."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from langsamp_cli.errors import LangsampError
 from langsamp_cli.model import load_checkpoint
-from langsamp_cli.pretrain.trainer import PARAM_HASH_ENV, parameter_hash, read_log
+from langsamp_cli.pretrain.trainer import PARAM_HASH_ENV, check_gpus_per_node, parameter_hash, read_log
 from tests.conftest import SAMPLE_TEXTS
 
 
@@ -41,7 +43,9 @@ def test_two_processes_stay_in_sync(tiny_model_dir: Path, tmp_path: Path) -> Non
                "-m", "langsamp_cli", "pretrain", "--corpus", str(corpus), "--model", str(arch), "--from-scratch",
                "--tokenizer", str(tiny_model_dir), "--output-dir", str(out), "--max-steps", "4", "--save-every", "2",
                "--max-seq-len", "32", "--batch-size", "2", "--grad-accum", "2", "--log-every", "1", "--no-progress"]
-    env = {**os.environ, PARAM_HASH_ENV: str(hashes), "OMP_NUM_THREADS": "1"}
+    # The CPU/gloo path wherever this runs: on a 1-GPU machine rank 1 would otherwise have no GPU.
+    env = {**os.environ, PARAM_HASH_ENV: str(hashes), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "ACCELERATE_USE_CPU": "true"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -59,3 +63,47 @@ def test_two_processes_stay_in_sync(tiny_model_dir: Path, tmp_path: Path) -> Non
     state = torch.load(out / "checkpoints" / "step-4" / "trainer_state.pt", weights_only=False)
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
     assert state["ranks"][0]["sampler"]["rng"] != state["ranks"][1]["sampler"]["rng"]  # (seed, rank) streams
+
+
+@pytest.fixture
+def one_gpu(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A machine with exactly one visible GPU, as torch reports it."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    return monkeypatch
+
+
+def test_more_processes_than_gpus_is_one_line(one_gpu: pytest.MonkeyPatch) -> None:
+    one_gpu.setenv("LOCAL_RANK", "1")
+    one_gpu.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(LangsampError) as caught:
+        check_gpus_per_node()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "started 2 processes" in message and "1 visible GPU(s)" in message and "--nproc_per_node 1" in message
+
+
+def test_ranks_that_have_a_gpu_and_unlaunched_runs_pass(one_gpu: pytest.MonkeyPatch) -> None:
+    one_gpu.setenv("LOCAL_RANK", "0")
+    one_gpu.setenv("LOCAL_WORLD_SIZE", "2")
+    check_gpus_per_node()  # rank 0 has its GPU; rank 1 stops and the launcher ends the group
+    one_gpu.delenv("LOCAL_RANK")
+    check_gpus_per_node()  # a plain `langsamp pretrain` is never checked
+    one_gpu.setattr("torch.cuda.is_available", lambda: False)
+    one_gpu.setenv("LOCAL_RANK", "3")
+    check_gpus_per_node()  # the CPU/gloo path (CUDA_VISIBLE_DEVICES=) has no GPUs to count
+
+
+def test_the_check_runs_before_accelerate_starts(one_gpu: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from langsamp_cli.pretrain import trainer
+
+    one_gpu.setenv("LOCAL_RANK", "1")
+    one_gpu.setenv("LOCAL_WORLD_SIZE", "2")
+    one_gpu.setattr(trainer, "Accelerator", lambda **kwargs: pytest.fail("Accelerator created before the GPU check"))
+    config = type("Config", (), {"mixed_precision": "no"})()
+    with pytest.raises(LangsampError, match="LOCAL_RANK 1 has none"):
+        trainer.make_accelerator(config, Console(stderr=True))

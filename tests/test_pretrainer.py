@@ -144,9 +144,14 @@ def test_continued_pretraining_reuses_the_mapping_and_rejects_unknown_languages(
                                 from_scratch=False, tokenizer=None, max_steps=1, languages=["eng_Latn"]))
     model = load_checkpoint(continued.final_dir)
     assert model.lang2id == {"eng": 0, "rus": 1} and model.script2id == {"Cyrl": 0, "Latn": 1}
+    third = run(make_config(tmp_path / "third", model=str(first.final_dir),
+                            from_scratch=False, tokenizer=None, max_steps=1))
+    extended = load_checkpoint(third.final_dir)
+    assert {k: extended.lang2id[k] for k in ("eng", "rus")} == {"eng": 0, "rus": 1}
+    assert extended.initialised_rows["lang"]["ell"]["method"] == "random"
     with pytest.raises(LangsampError, match=r"lacks corpus language-script\(s\) ell_Grek, spa_Latn"):
-        run(make_config(tmp_path / "third", model=str(first.final_dir),
-                        from_scratch=False, tokenizer=None, max_steps=1))
+        run(make_config(tmp_path / "fourth", model=str(first.final_dir), from_scratch=False, tokenizer=None,
+                        max_steps=1, lang_map=str(first.final_dir / "langsamp.json")))
 
 
 def test_early_stopping_keeps_the_best_model(make_config, tmp_path) -> None:

@@ -77,8 +77,12 @@ def test_sib200_real_split_counts(shared_data: Path) -> None:
 
 
 def test_sib200_keeps_quotes_inside_text(tmp_path: Path) -> None:
-    path = _write(tmp_path / "test.tsv", 'index_id\tcategory\ttext\n1\tsports\t"Quoted" start, and a "middle"\n')
-    assert read_sib200_tsv(path).texts == ['"Quoted" start, and a "middle"']
+    path = _write(tmp_path / "test.tsv", 'index_id\tcategory\ttext\n1\tsports\tA "middle" quote\n'
+                  '2\tsports\t"Quoted ""inner"" text"\n')
+    assert read_sib200_tsv(path).texts == ['A "middle" quote', 'Quoted "inner" text']  # as pandas.read_csv reads them
+    bad = _write(tmp_path / "bad.tsv", 'index_id\tcategory\ttext\n1\tsports\t"Quoted" start, and a "middle"\n')
+    with pytest.raises(LangsampError, match=r"bad\.tsv:2: malformed quoting"):  # pandas skips this row silently
+        read_sib200_tsv(bad)
 
 
 def test_sib200_bad_input(tmp_path: Path) -> None:

@@ -120,23 +120,25 @@ def test_parse_seeds() -> None:
         parse_seeds("one")
 
 
-def test_first_subtoken_positions_and_truncation(tiny_model_dir: Path) -> None:
+def test_first_subtoken_positions_and_splitting(tiny_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     words = ["In", "the", "beginning", "was", "the", "word"]
     pieces = [len(tokenizer(w, add_special_tokens=False)["input_ids"]) for w in words]
-    encoded = TaggingTask("pos", max_length=64).encode(tokenizer, words)
+    [encoded] = TaggingTask("pos", max_length=64).encode(tokenizer, words)
     expected, position = [], 1
     for n in pieces:
         expected.append(position)
         position += n
     assert encoded.first_pieces == expected
-    assert encoded.input_ids[0] == tokenizer.cls_token_id and encoded.input_ids[-1] == tokenizer.sep_token_id
-    assert len(encoded.input_ids) == sum(pieces) + 2 and encoded.words_cut == 0
-    short = TaggingTask("pos", max_length=2 + pieces[0] + pieces[1]).encode(tokenizer, words)
-    assert short.first_pieces == expected[:2] and short.words_cut == 4
-    assert len(short.input_ids) == 2 + pieces[0] + pieces[1]
+    sep = tokenizer.sep_token_id
+    assert encoded.input_ids[0] == tokenizer.cls_token_id and encoded.input_ids[-2:] == [sep, sep]
+    assert len(encoded.input_ids) == sum(pieces) + 3 and (encoded.start, encoded.stop) == (0, 6)
+    first, *rest = TaggingTask("pos", max_length=3 + pieces[0] + pieces[1]).encode(tokenizer, words)
+    assert first.first_pieces == expected[:2] and (first.start, first.stop) == (0, 2)
+    assert len(first.input_ids) == 3 + pieces[0] + pieces[1]
+    assert rest and rest[0].start == 2 and rest[-1].stop == 6  # the rest is split off, not dropped
 
 
 def test_restrict_languages_serves_bare_codes_in_the_data_script() -> None:
@@ -278,7 +280,7 @@ def test_pos_cli_ud_layout(tmp_path: Path, tiny_model_dir: Path, capsys) -> None
 def test_bad_flags_are_one_line_errors(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
     data = make_sib(tmp_path / "sib")
     base = ["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", tmp_path / "o"]
-    code, err = run_cli([*base, "--mixed-precision", "bf16", "--device", "cpu"], capsys)
+    code, err = run_cli([*base, "--mixed-precision", "fp16", "--device", "cpu"], capsys)
     assert code == 2 and "needs a CUDA device" in err
     code, err = run_cli([*base, "--epochs", "0"], capsys)
     assert code == 2 and "epochs" in err and "Traceback" not in err
@@ -287,12 +289,12 @@ def test_bad_flags_are_one_line_errors(tmp_path: Path, tiny_model_dir: Path, cap
 
 
 def test_short_model_caps_the_default_max_length(tmp_path: Path, short_model_dir: Path, capsys) -> None:
-    """The 256-token default would overflow a model with 32 usable positions: capped, with a note."""
+    """The 160-token SIB-200 default would overflow a model with 32 usable positions: capped, with a note."""
     data = make_sib(tmp_path / "sib", test_langs=("eng_Latn",))
     base = ["eval", "sib200", "--model", short_model_dir, "--data-dir", data, "--output-dir", tmp_path / "o", *QUICK]
     code, err = run_cli(base, capsys)
     assert code == 0, err
-    assert "max_length 256 capped at 32" in err
+    assert "max_length 160 capped at 32" in err
     assert units(tmp_path / "o", "sib200")["eng_Latn"]["config"]["max_length"] == 32
     code, err = run_cli([*base, "--max-length", "256"], capsys)
     assert code == 2 and "--max-length 256 is more than" in err and "Traceback" not in err

@@ -32,6 +32,7 @@ import numpy as np
 
 from langsamp_cli.analysis.similarity import PAPER_LANGUAGES
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.tasks.transfer_run import TRANSFER_TASKS
 
 DEFAULT_MODEL = "yihongLiu/LangSAMP"
 METHODS = ("lang", "script", "uriel", "combined")
@@ -59,7 +60,8 @@ def resolve_checkpoint(model: str | None) -> tuple[str, str]:
         return snapshot_download(name, local_files_only=True), "Hugging Face cache"
     except Exception:  # noqa: BLE001 - any failure here only means "not cached"; we try the network next
         pass
-    hint = "pass --model PATH (a LangSAMP checkpoint directory, ours or the official format)"
+    hint = ("pass --model PATH (a LangSAMP checkpoint directory, ours or the official format)" if model is None
+            else "check the name, or pass a local LangSAMP checkpoint directory (ours or the official format)")
     if _offline():
         raise LangsampError(f"{name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
                             f"download it once while online or {hint}")
@@ -372,7 +374,6 @@ def parse_candidates(value: str | None, tables=None, data_dir: str | Path | None
 
 # ---------------------------------------------------------------------------- --evaluate
 ENGLISH = "eng_Latn"
-TRANSFER_TASKS = ("taxi1500", "sib200", "ner", "pos")
 
 
 def parse_eval_options(options: Sequence[str]) -> dict:
@@ -393,7 +394,7 @@ def evaluate_donor(task: str, model: str, target: str, donor: str, data_dir: str
     """Fine-tune on English and on ``donor`` (same seed and settings), score ``target`` with each.
 
     One seed (the first configured one), like the paper's donor tables (Appendix E: single runs,
-    same seed for every source). Settings are the task's (``task_configs/<task>.yaml``) under
+    same seed for every source). Settings are the task's (``langsamp_cli/task_configs/<task>.yaml``) under
     ``options``. Each source gets its own results root (``<output_dir>/donor/<target>/source-<id>``) so the two
     runs never read each other's finished units.
     """
@@ -415,42 +416,11 @@ def evaluate_donor(task: str, model: str, target: str, donor: str, data_dir: str
 
 def _transfer_scores(task: str, model: str, source: str, target: str, data_dir, root: Path, options: dict,
                      console) -> dict:
-    # The data builders and task factory live in the eval command module; a public
-    # tasks.transfer entry point would let this call shrink to one line.
-    from langsamp_cli.commands import eval_transfer as transfer_cli
-    from langsamp_cli.tasks.transfer import TransferRunner, parse_seeds, restrict_languages
+    from langsamp_cli.tasks.transfer_run import run_transfer
 
-    flags = {**options, "model": model, "source_lang": source, "languages": None,
+    flags = {**options, "model": model, "source_lang": source, "languages": target,
              "data_dir": str(data_dir) if data_dir else options.get("data_dir"), "output_dir": str(root)}
-    settings = transfer_cli._settings(task, None, flags)  # max_length already fitted to the model there
-    seeds = parse_seeds(settings.pop("seeds", None))[:1]
-    data = _task_data(transfer_cli, task, settings, console)
-    data = restrict_languages(data, [target], str(settings.get("data_dir")))
-    runner = TransferRunner(transfer_cli._task(task, settings), data, settings, console)
-    summary = runner.run(seeds, data.names())
-    from langsamp_cli.results import UNITS_DIR
-
-    units = Path(summary.results[0]).parent / UNITS_DIR
-    return {**_unit_score(units, target, runner.task.headline), "results": str(summary.results[0])}
-
-
-def _task_data(transfer_cli, task: str, settings: dict, console):
-    builders = {"sib200": transfer_cli._sib200_data, "ner": transfer_cli._ner_data, "pos": transfer_cli._pos_data}
-    if task == "taxi1500":
-        return transfer_cli._taxi1500_data(settings, None, None, console)
-    return builders[task](settings, console)
-
-
-def _unit_score(units: Path, target: str, metric: str) -> dict:
-    import json
-
-    from langsamp_cli.results import unit_file_name
-
-    path = units / unit_file_name(target)
-    if not path.is_file():
-        return {"metric": metric, "score": None, "skipped": f"no result file {path}"}
-    record = json.loads(path.read_text(encoding="utf-8"))
-    metrics = record.get("metrics") or {}
-    score = metrics.get(metric)
-    return {"metric": metric, "score": None if score is None else float(score),
-            "skipped": record.get("reason") if score is None else None}
+    run = run_transfer(task, flags, max_seeds=1, console=console, progress=False)
+    seed = run.seeds[0]
+    return {"metric": run.metric, "score": run.score(target), "skipped": run.skipped[seed].get(target),
+            "results": str(run.results[0])}

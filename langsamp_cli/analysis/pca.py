@@ -179,7 +179,9 @@ def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, list[float]]:
     if vectors.shape[0] < 3:
         raise LangsampError(f"PCA needs at least 3 embeddings to place in 2-D, got {vectors.shape[0]}; "
                             "select more languages")
-    pca = PCA(n_components=2, random_state=0)
+    # The exact solver: scikit-learn's default ("auto") switches to a randomized SVD above 500 rows
+    # (the released 610-language table), whose coordinates are only approximate.
+    pca = PCA(n_components=2, svd_solver="full")
     coords = pca.fit_transform(np.asarray(vectors, dtype=np.float64))
     return coords, [float(v) for v in pca.explained_variance_ratio_]
 

@@ -13,6 +13,7 @@ With a second model (``--compare``) the per-pair improvement is
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,53 @@ def run_similarity(model: str, data_dir: Path, languages: Sequence[str], n: int 
                    layer: int = DEFAULT_LAYER, seed: int = DEFAULT_SEED, compare: str | None = None,
                    **encoder_options) -> tuple[SimilarityResult, dict]:
     """Sample, encode and score; returns the result and the data bookkeeping (aliases, missing, dropped)."""
+    texts, bookkeeping = _parallel_sample(data_dir, languages, n, seed)
+    usable = list(texts)
+    matrix = pairwise_similarity(encode_sample(model, texts, layer, **encoder_options), usable)
+    result = SimilarityResult(usable, matrix, model, len(bookkeeping["sentence_ids"]))
+    if compare:
+        result.compare_model = compare
+        result.compare_matrix = pairwise_similarity(encode_sample(compare, texts, layer, **encoder_options), usable)
+        result.improvement = improvement_percent(matrix, result.compare_matrix)
+    result.provenance = _provenance(result, layer, seed, n, bookkeeping)
+    return result, bookkeeping
+
+
+def encode_sample_layers(model: str, texts: dict[str, list[str]], layers: Sequence[int],
+                         **encoder_options) -> dict[int, dict[str, np.ndarray]]:
+    """``{layer: {language: vectors}}`` from one forward pass per batch (``SentenceEncoder.encode_layers``)."""
+    from langsamp_cli.encode import SentenceEncoder
+
+    if encoder_options.get("max_length") is None:
+        encoder_options = {**encoder_options, "max_length": model_max_length(model)}
+    encoder = SentenceEncoder(model, layer=max(layers), **encoder_options)
+    by_language = {lang: encoder.encode_layers(sentences, layers) for lang, sentences in texts.items()}
+    return {k: {lang: vectors[k] for lang, vectors in by_language.items()} for k in sorted(set(layers))}
+
+
+def run_similarity_layers(model: str, data_dir: Path, languages: Sequence[str], layers: Sequence[int],
+                          n: int = DEFAULT_N, seed: int = DEFAULT_SEED, compare: str | None = None,
+                          **encoder_options) -> tuple[dict[int, SimilarityResult], dict]:
+    """``run_similarity`` at every layer in ``layers`` from one encoding pass per model: {layer: result}."""
+    texts, bookkeeping = _parallel_sample(data_dir, languages, n, seed)
+    usable = list(texts)
+    ours = encode_sample_layers(model, texts, layers, **encoder_options)
+    theirs = encode_sample_layers(compare, texts, layers, **encoder_options) if compare else {}
+    results = {}
+    for k, vectors in ours.items():
+        result = SimilarityResult(usable, pairwise_similarity(vectors, usable), model, len(bookkeeping["sentence_ids"]))
+        if compare:
+            result.compare_model = compare
+            result.compare_matrix = pairwise_similarity(theirs[k], usable)
+            result.improvement = improvement_percent(result.matrix, result.compare_matrix)
+        result.provenance = _provenance(result, k, seed, n, bookkeeping)
+        results[k] = result
+    return results, bookkeeping
+
+
+def _parallel_sample(data_dir: Path, languages: Sequence[str], n: int,
+                     seed: int) -> tuple[dict[str, list[str]], dict]:
+    """The sampled parallel sentences of every usable language (request order) and the data bookkeeping."""
     import warnings
 
     from langsamp_cli.data.multiparallel import load_multiparallel, sample_parallel
@@ -133,12 +181,6 @@ def run_similarity(model: str, data_dir: Path, languages: Sequence[str], n: int 
         raise LangsampError(f"--data-dir {data_dir}: need parallel data for at least 2 languages, "
                             f"found {len(usable)} ({reasons or 'none requested'})")
     texts = {lang: sample.texts[lang] for lang in usable}
-    matrix = pairwise_similarity(encode_sample(model, texts, layer, **encoder_options), usable)
-    result = SimilarityResult(usable, matrix, model, len(sample.ids))
-    if compare:
-        result.compare_model = compare
-        result.compare_matrix = pairwise_similarity(encode_sample(compare, texts, layer, **encoder_options), usable)
-        result.improvement = improvement_percent(matrix, result.compare_matrix)
     bookkeeping = {
         "format": data.format,
         "data_dir": str(data.data_dir),
@@ -151,18 +193,19 @@ def run_similarity(model: str, data_dir: Path, languages: Sequence[str], n: int 
         "shared_sentences": sample.shared_available,
         "sentence_ids": sample.ids,
     }
-    result.provenance = _provenance(result, layer, seed, n, bookkeeping)
-    return result, bookkeeping
+    return texts, bookkeeping
 
 
 def _provenance(result: SimilarityResult, layer: int, seed: int, n_requested: int, bookkeeping: dict) -> dict:
     from langsamp_cli import __version__
+    from langsamp_cli.checkpoint_info import model_adjustments
 
     record = {
         "toolkit_version": __version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": result.model,
         "model_fingerprint": _fingerprint(result.model),
+        "model_adjustments": model_adjustments(result.model),  # e.g. a zero token-type table (official format)
         "layer": layer,
         "pooling": "mean (special tokens included), centroid subtracted per language",
         "seed": seed,
@@ -172,6 +215,7 @@ def _provenance(result: SimilarityResult, layer: int, seed: int, n_requested: in
     if result.compare_model:
         record["compare_model"] = result.compare_model
         record["compare_model_fingerprint"] = _fingerprint(result.compare_model)
+        record["compare_model_adjustments"] = model_adjustments(result.compare_model)
     return {**record, "data": bookkeeping}
 
 
@@ -216,6 +260,54 @@ def write_outputs(result: SimilarityResult, output_dir: Path) -> list[Path]:
     result.files = [*written, json_path]
     atomic_write_json(json_path, to_json(result))
     return result.files
+
+
+def layer_summary(results: dict[int, SimilarityResult]) -> list[dict]:
+    """Per layer: mean / min / max off-diagonal similarity (and the baseline's mean, pairs improved)."""
+    rows = []
+    for k, result in sorted(results.items()):
+        pairs = off_diagonal_pairs(result.languages)
+        values = np.array([result.matrix[i, j] for i, j in pairs])
+        row = {"layer": k, "languages": len(result.languages), "pairs": len(pairs), "n": result.n,
+               "mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
+        if result.compare_matrix is not None:
+            baseline = np.array([result.compare_matrix[i, j] for i, j in pairs])
+            row.update({"baseline_mean": float(baseline.mean()), "pairs_improved": result.improved_pairs()[0]})
+        rows.append(row)
+    return rows
+
+
+def write_layer_outputs(results: dict[int, SimilarityResult], output_dir: Path) -> list[Path]:
+    """``layer<k>/`` with every single-layer file per layer, plus layers.csv/.json and a layers.png/.svg plot."""
+    from langsamp_cli import plots
+    from langsamp_cli.io_utils import atomic_write_json, atomic_write_text
+
+    output_dir = Path(output_dir)
+    written = []
+    for k, result in sorted(results.items()):
+        written += write_outputs(result, output_dir / f"layer{k}")
+    rows = layer_summary(results)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = [",".join(columns)] + [",".join(_csv_value(row.get(c)) for c in columns) for row in rows]
+    written.append(atomic_write_text(output_dir / "layers.csv", "\n".join(lines) + "\n"))
+    first = next(iter(results.values()))
+    ours_name, baseline_name = display_names(first.model, first.compare_model)
+    layers = [row["layer"] for row in rows]
+    lines_by_model = {(ours_name, "all pairs"): (layers, [r["mean"] for r in rows], [math.nan] * len(rows))}
+    if first.compare_model:
+        lines_by_model[(baseline_name, "all pairs")] = (layers, [r["baseline_mean"] for r in rows],
+                                                        [math.nan] * len(rows))
+    written += plots.plot_metric_by_layer({f"centroid-subtracted cosine (n={first.n})": lines_by_model},
+                                          output_dir / "layers", ylabel="mean similarity of language pairs")
+    json_path = output_dir / "layers.json"
+    atomic_write_json(json_path, {"layers": rows, "files": [str(p) for p in written]})
+    return [*written, json_path]
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
 def to_json(result: SimilarityResult) -> dict:

@@ -39,6 +39,9 @@ def donor(
     output_dir: Path = typer.Option(Path("results"), "--output-dir", help="Results root for --evaluate."),
     eval_option: Optional[list[str]] = typer.Option(None, "--eval-option", help="KEY=VALUE setting for --evaluate "
                                                     "(e.g. epochs=3, max_train_samples=200); repeatable."),
+    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="Precision of the --evaluate "
+                                                  "fine-tuning: auto (bf16, or fp16 on GPUs without bf16; fp32 on CPU), no, "
+                                                  "bf16 (also on CPU), fp16 (CUDA only)."),
 ) -> None:
     """Donor selection (paper §5.4): the candidate whose language embedding is closest to the target's."""
     from langsamp_cli.analysis.donor import load_tables, parse_candidates, rank_donors
@@ -55,8 +58,16 @@ def donor(
 
         if evaluate not in TRANSFER_TASKS:  # before any model is loaded or ranked
             raise LangsampError(f"--evaluate {evaluate!r}: use one of {', '.join(TRANSFER_TASKS)}")
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise LangsampError(f"--data-dir {data_dir} is not a directory; point it at the task's data folder")
     tables, model_path, found = None, None, None
     if method != "uriel" or (candidates or "").strip() == "all":
+        from langsamp_cli.analysis.donor import DEFAULT_MODEL
+        from langsamp_cli.model_source import resolve_model
+
+        model = resolve_model(model) if model else model
+        if model is None:
+            resolve_model(DEFAULT_MODEL, default=True)
         tables, model_path, found = load_tables(model, str(lang_map) if lang_map else None)
         err.print(f"model: {model_path} ({found})", highlight=False, soft_wrap=True, markup=False)
     pool = parse_candidates(candidates, tables, data_dir)
@@ -66,7 +77,7 @@ def donor(
         _print_ranking(ranking, top, err)
     if evaluate:
         record["evaluation"] = _evaluate(evaluate, ranking, model_path or model, data_dir, output_dir,
-                                         eval_option or [], err)
+                                         eval_option or [], err, mixed_precision)
     if as_json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     elif evaluate:
@@ -124,7 +135,7 @@ def _fmt(value) -> str:
 
 
 def _evaluate(task: str, ranking, model: str | None, data_dir: Path | None, output_dir: Path, options: list[str],
-              err: Console) -> dict:
+              err: Console, mixed_precision: str | None = None) -> dict:
     from langsamp_cli.analysis.donor import evaluate_donor, parse_eval_options
     from langsamp_cli.errors import LangsampError
 
@@ -132,5 +143,7 @@ def _evaluate(task: str, ranking, model: str | None, data_dir: Path | None, outp
         raise LangsampError(f"--evaluate: no donor could be ranked for {ranking.target}")
     if model is None:
         raise LangsampError("--evaluate needs --model (the encoder to fine-tune)")
-    return evaluate_donor(task, model, ranking.target, ranking.best, data_dir, output_dir,
-                          parse_eval_options(options), console=err)
+    settings = parse_eval_options(options)
+    if mixed_precision is not None:  # a flag, not --eval-option: YAML would read "no" as false
+        settings["mixed_precision"] = mixed_precision
+    return evaluate_donor(task, model, ranking.target, ranking.best, data_dir, output_dir, settings, console=err)

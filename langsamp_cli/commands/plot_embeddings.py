@@ -45,6 +45,12 @@ def plot_embeddings(
     if max_labels < 0:
         raise LangsampError(f"--max-labels must be 0 or more (got {max_labels})")
     err = Console(stderr=True)
+    from langsamp_cli.analysis.donor import DEFAULT_MODEL
+    from langsamp_cli.model_source import resolve_model
+
+    model = resolve_model(model) if model else model
+    if model is None:
+        resolve_model(DEFAULT_MODEL, default=True)
     tables, model_path, found = load_tables(model, str(lang_map) if lang_map else None)
     err.print(f"model: {model_path} ({found})", highlight=False, soft_wrap=True, markup=False)
     name = display_names(model or model_path)[0]

@@ -30,6 +30,9 @@ def similarity(
     n: int = typer.Option(DEFAULT_N, "--n", help="Parallel sentences sampled per language."),
     layer: int = typer.Option(DEFAULT_LAYER, "--layer",
                               help="hidden_states index to mean-pool (8 = output of block 8)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Every layer from one pass: 'all' (0..depth) or "
+                                         "a comma list such as 4,6,8; writes layer<k>/ per layer plus "
+                                         "layers.csv/.json/.png/.svg (mean similarity against layer)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sentence sample."),
     output_dir: Path = typer.Option(Path("results/similarity"), "--output-dir", help="Where CSV/PNG/SVG/JSON go."),
     batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
@@ -44,7 +47,18 @@ def similarity(
 
     console = Console()
     err = Console(stderr=True)
+    from langsamp_cli.data.parallel import check_data_dir
+    from langsamp_cli.model_source import resolve_model
+
     requested = parse_language_list(languages) if languages else list(PAPER_LANGUAGES)
+    check_data_dir(data_dir)
+    model = resolve_model(model)
+    compare = resolve_model(compare, flag="--compare") if compare else compare
+    if layers:
+        _similarity_by_layer(model, data_dir, requested, layers, n, seed, compare, console, err,
+                             output_dir=output_dir, batch_size=batch_size, max_length=max_length, device=device,
+                             use_cache=not no_cache)
+        return
     result, data = run_similarity(model, data_dir, requested, n=n, layer=layer, seed=seed, compare=compare,
                                   batch_size=batch_size, max_length=max_length, device=device,
                                   use_cache=not no_cache)
@@ -59,6 +73,31 @@ def similarity(
         console.print(f"{better} of {total} language pairs improved over the baseline ({compare})",
                       highlight=False, soft_wrap=True)
     err.print("wrote " + ", ".join(str(p) for p in files), highlight=False, soft_wrap=True, markup=False)
+
+
+def _similarity_by_layer(model: str, data_dir: Path, requested: list[str], spec: str, n: int, seed: int,
+                         compare: Optional[str], console: Console, err: Console, output_dir: Path,
+                         **encoder_options) -> None:
+    from langsamp_cli.analysis.similarity import layer_summary, run_similarity_layers, write_layer_outputs
+    from langsamp_cli.encode import model_depth, parse_layers
+
+    layers = parse_layers(spec, model_depth(model))
+    if compare:
+        layers = parse_layers(layers, min(model_depth(model), model_depth(compare)))
+    results, data = run_similarity_layers(model, data_dir, requested, layers, n=n, seed=seed, compare=compare,
+                                          **encoder_options)
+    _print_data_notes(err, data, next(iter(results.values())).n, n)
+    files = write_layer_outputs(results, output_dir)
+    _print_title(console, f"mean similarity of language pairs (centroid-subtracted cosine) by layer: {model}")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    rows = layer_summary(results)
+    for column in rows[0]:
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
+    err.print(f"wrote {len(files)} files under {output_dir} (layers.csv: the summary)", highlight=False,
+              soft_wrap=True, markup=False)
 
 
 def _print_data_notes(err: Console, data: dict, n_used: int, n_requested: int) -> None:

@@ -33,13 +33,15 @@ _FOLDER_FILE_RE = re.compile(r"^(?P<split>train|dev|test)(?:\.(?:txt|tsv|conll|c
 
 @dataclass
 class TaggedSentences:
-    """Sentences as token lists with one tag per token; ``lines`` holds each sentence's first line."""
+    """Sentences as token lists with one tag per token; ``lines`` holds each sentence's first line and
+    ``tag_lines`` the file line of every token, so an error names the line it is on."""
 
     tokens: list[list[str]]
     tags: list[list[str]]
     source: str
     lines: list[int] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
+    tag_lines: list[list[int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -53,9 +55,13 @@ class TaggedSentences:
         if n is None or n >= len(self):
             return self
         notes = {**self.notes, "truncated_to": n, "sentences_before_truncation": len(self)}
-        return TaggedSentences(self.tokens[:n], self.tags[:n], self.source, self.lines[:n], notes)
+        return TaggedSentences(self.tokens[:n], self.tags[:n], self.source, self.lines[:n], notes,
+                               self.tag_lines[:n])
 
-    def where(self, index: int) -> str:
+    def where(self, index: int, token: int | None = None) -> str:
+        """``file:line`` of sentence ``index`` (its first line), or of its ``token``-th token when given."""
+        if token is not None and index < len(self.tag_lines) and token < len(self.tag_lines[index]):
+            return f"{self.source}:{self.tag_lines[index][token]}"
         line = self.lines[index] if index < len(self.lines) else "?"
         return f"{self.source}:{line}"
 
@@ -80,14 +86,15 @@ def _read_blocks(path: Path, parse_row) -> TaggedSentences:
     result = TaggedSentences([], [], str(path))
     tokens: list[str] = []
     tags: list[str] = []
+    tag_lines: list[int] = []
     start = 0
     try:
         with path.open(encoding="utf-8") as handle:
             for lineno, raw in enumerate(handle, start=1):
                 line = raw.rstrip("\r\n")
                 if not line.strip():
-                    _flush(result, tokens, tags, start)
-                    tokens, tags, start = [], [], 0
+                    _flush(result, tokens, tags, start, tag_lines)
+                    tokens, tags, tag_lines, start = [], [], [], 0
                     continue
                 start = start or lineno  # a sentence's first line, comments included
                 row = parse_row(path, lineno, line)
@@ -95,17 +102,20 @@ def _read_blocks(path: Path, parse_row) -> TaggedSentences:
                     continue
                 tokens.append(row[0])
                 tags.append(row[1])
+                tag_lines.append(lineno)
     except UnicodeDecodeError as err:
-        raise LangsampError(f"{path}: not valid UTF-8 at byte {err.start}; re-encode the file as UTF-8") from err
-    _flush(result, tokens, tags, start)
+        raise LangsampError(f"{path}: not valid UTF-8 at byte {err.start}; re-encode the file as UTF-8") from None
+    _flush(result, tokens, tags, start, tag_lines)
     return result
 
 
-def _flush(result: TaggedSentences, tokens: list[str], tags: list[str], start: int) -> None:
+def _flush(result: TaggedSentences, tokens: list[str], tags: list[str], start: int,
+           tag_lines: list[int] | None = None) -> None:
     if tokens:
         result.tokens.append(tokens)
         result.tags.append(tags)
         result.lines.append(start)
+        result.tag_lines.append(list(tag_lines or []))
 
 
 def _two_column_row(path: Path, lineno: int, line: str) -> tuple[str, str]:
@@ -149,7 +159,7 @@ def normalize_ner(sentences: TaggedSentences, entity_types: tuple[str, ...] | li
     mapped: Counter[str] = Counter()
     repaired = 0
     for index, tags in enumerate(sentences.tags):
-        plain = [_map_tag(tag, keep, mapped, sentences.where(index)) for tag in tags]
+        plain = [_map_tag(tag, keep, mapped, sentences.where(index, position)) for position, tag in enumerate(tags)]
         fixed = repair_bio(plain)
         repaired += sum(a != b for a, b in zip(plain, fixed))
         sentences.tags[index] = fixed

@@ -30,14 +30,15 @@ def read_conllu(path: str | Path) -> TaggedSentences:
     skipped = {"multiword_ranges": 0, "empty_nodes": 0}
     words: list[str] = []
     tags: list[str] = []
+    tag_lines: list[int] = []
     start = 0
     try:
         with path.open(encoding="utf-8") as handle:
             for lineno, raw in enumerate(handle, start=1):
                 line = raw.rstrip("\r\n")
                 if not line.strip():
-                    _flush(result, words, tags, start)
-                    words, tags, start = [], [], 0
+                    _flush(result, words, tags, start, tag_lines)
+                    words, tags, tag_lines, start = [], [], [], 0
                     continue
                 start = start or lineno  # a sentence's first line, comments included
                 if line.startswith("#"):
@@ -47,9 +48,10 @@ def read_conllu(path: str | Path) -> TaggedSentences:
                     continue
                 words.append(row[0])
                 tags.append(row[1])
+                tag_lines.append(lineno)
     except UnicodeDecodeError as err:
-        raise LangsampError(f"{path}: not valid UTF-8 at byte {err.start}; re-encode the file as UTF-8") from err
-    _flush(result, words, tags, start)
+        raise LangsampError(f"{path}: not valid UTF-8 at byte {err.start}; re-encode the file as UTF-8") from None
+    _flush(result, words, tags, start, tag_lines)
     if not result.tokens:
         raise LangsampError(f"{path}: no sentences; is this a CoNLL-U file?")
     result.notes.update({k: v for k, v in skipped.items() if v})
@@ -77,11 +79,12 @@ def _word_row(path: Path, lineno: int, line: str, skipped: dict[str, int]) -> tu
     return fields[1], upos
 
 
-def _flush(result: TaggedSentences, words: list[str], tags: list[str], start: int) -> None:
+def _flush(result: TaggedSentences, words: list[str], tags: list[str], start: int, tag_lines: list[int]) -> None:
     if words:
         result.tokens.append(words)
         result.tags.append(tags)
         result.lines.append(start)
+        result.tag_lines.append(list(tag_lines))
 
 
 def read_pos_file(path: str | Path) -> TaggedSentences:

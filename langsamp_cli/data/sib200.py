@@ -1,8 +1,10 @@
 """SIB-200 (7 topic classes over FLORES-200 sentences): ``<data>/<lang_Script>/{train,dev,test}.tsv``.
 
 Each file is a TSV with the header ``index_id<TAB>category<TAB>text`` (columns found by name, so
-their order may differ). Lines are split on tabs, not parsed as CSV: FLORES text has quote marks
-that a CSV reader would treat as quoting. A malformed line is an error naming ``file:line``.
+their order may differ). The files are CSV-quoted (a text with quote marks is written
+``"... ""Today ..."" ..."``); rows are parsed with the quoting rules of the official reader
+(``pandas.read_csv(sep='\t')``), so the texts are the unquoted ones the official scripts use.
+A malformed row is an error naming ``file:line`` (the official reader skipped it silently).
 ``labels.txt`` beside the splits (one label a line), when present, is checked against the rows.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from langsamp_cli.data.taxi1500 import SPLITS, LabelledTexts
+from langsamp_cli.data.taxi1500 import SPLITS, LabelledTexts, tsv_rows
 from langsamp_cli.errors import LangsampError
 
 COLUMNS = ("index_id", "category", "text")
@@ -21,26 +23,22 @@ def read_sib200_tsv(path: str | Path, labels: list[str] | None = None) -> Labell
     path = Path(path)
     if not path.is_file():
         raise LangsampError(f"{path}: SIB-200 file not found")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise LangsampError(f"{path}: not valid UTF-8 at byte {err.start}; re-encode the file as UTF-8") from err
-    if not lines:
+    rows = tsv_rows(path)
+    first = next(rows, None)
+    if first is None:
         raise LangsampError(f"{path}: empty file; expected the header 'index_id<TAB>category<TAB>text' and rows")
-    columns = _header(path, lines[0])
+    columns = _header(path, first[1])
     allowed = set(labels) if labels else None
     texts, cats, ids = [], [], []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
+    for lineno, fields in rows:
         if len(fields) != len(columns):
             raise LangsampError(
-                f"{path}:{lineno}: expected {len(columns)} tab-separated fields, got {len(fields)}: {line[:60]!r}; "
-                "fix or remove the line"
+                f"{path}:{lineno}: expected {len(columns)} tab-separated fields, got {len(fields)}: "
+                f"{chr(9).join(fields)[:60]!r}; fix or remove the line"
             )
         row = dict(zip(columns, (f.strip() for f in fields)))
-        if not row["category"] or not row["text"]:
+        row["text"] = fields[columns.index("text")]  # unstripped, as pandas gives it
+        if not row["category"] or not row["text"].strip():
             raise LangsampError(f"{path}:{lineno}: empty category or text; fix or remove the line")
         if allowed is not None and row["category"] not in allowed:
             raise LangsampError(
@@ -54,11 +52,12 @@ def read_sib200_tsv(path: str | Path, labels: list[str] | None = None) -> Labell
     return LabelledTexts(texts, cats, ids, source=str(path))
 
 
-def _header(path: Path, line: str) -> list[str]:
-    columns = [c.strip() for c in line.lstrip("\ufeff").split("\t")]
+def _header(path: Path, fields: list[str]) -> list[str]:
+    columns = [c.strip().lstrip("\ufeff") for c in fields]
     if sorted(columns) != sorted(COLUMNS):
         raise LangsampError(
-            f"{path}:1: header {line[:60]!r} is not 'index_id<TAB>category<TAB>text'; SIB-200 files need that header"
+            f"{path}:1: header {chr(9).join(fields)[:60]!r} is not 'index_id<TAB>category<TAB>text'; "
+            "SIB-200 files need that header"
         )
     return columns
 

@@ -15,7 +15,9 @@ Bible. How many of the official test verses a Bible covers is reported with the 
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +63,8 @@ def read_taxi1500_tsv(path: str | Path) -> LabelledTexts:
         raise LangsampError(f"{path}: Taxi1500 file not found")
     texts, labels, ids = [], [], []
     first_seen: dict[str, int] = {}
-    for lineno, line in _lines(path):
-        verse_id, label, text = _parse_line(path, lineno, line)
+    for lineno, fields in _lines(path):
+        verse_id, label, text = _parse_line(path, lineno, fields)
         if verse_id in first_seen:
             raise LangsampError(
                 f"{path}:{lineno}: verse id {verse_id} already at line {first_seen[verse_id]}; keep one row per verse"
@@ -77,21 +79,47 @@ def read_taxi1500_tsv(path: str | Path) -> LabelledTexts:
 
 
 def _lines(path: Path):
+    for lineno, fields in tsv_rows(path):
+        yield lineno, fields
+
+
+def tsv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of each non-blank row, with CSV quoting undone.
+
+    The official scripts read these TSVs with ``pandas.read_csv(sep='\\t')``, whose quoting rules are
+    Python's csv defaults: a field that *starts* with ``"`` is quoted (``""`` inside stands for one
+    ``"``), a quote anywhere else is literal. We parse the same way so the texts are the ones the
+    official code fine-tunes and tests on. A row pandas would skip for bad quoting, and a quoted
+    field that swallows a line break (an unbalanced quote), is an error naming the line instead.
+    """
     try:
-        with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield lineno, line.rstrip("\r\n")
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle, delimiter="\t", quotechar='"', doublequote=True, strict=True)
+            start = 1
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as err:
+                    raise LangsampError(f"{path}:{start}: malformed quoting ({err}); a field that starts with '\"' "
+                                        "must end with '\"' (write \"\" for a quote inside it)") from None
+                end = reader.line_num
+                if any("\n" in f or "\r" in f for f in fields):
+                    raise LangsampError(f"{path}:{start}: a quoted field runs over {end - start + 1} lines (an "
+                                        'unbalanced \'"\'); close the quote or double it as ""')
+                if any(f.strip() for f in fields):
+                    yield start, fields
+                start = end + 1
     except UnicodeDecodeError as err:
         raise LangsampError(f"{path}: not valid UTF-8 at byte {err.start}; re-encode the file as UTF-8") from err
 
 
-def _parse_line(path: Path, lineno: int, line: str) -> tuple[str, str, str]:
-    fields = line.split("\t")
+def _parse_line(path: Path, lineno: int, fields: list[str]) -> tuple[str, str, str]:
     if len(fields) != 3:
         raise LangsampError(
             f"{path}:{lineno}: expected 3 tab-separated fields 'verse_id<TAB>label<TAB>text', got {len(fields)}: "
-            f"{line[:60]!r}; fix or remove the line"
+            f"{chr(9).join(fields)[:60]!r}; fix or remove the line"
         )
     verse_id, label, text = (f.strip() for f in fields)
     if not verse_id.isdigit():

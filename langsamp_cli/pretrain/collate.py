@@ -1,8 +1,10 @@
 """MLM batches: pad the chunks, pick 15% of the maskable tokens, replace 80/10/10 (mask/random/keep).
 
 Special and padding tokens are never selected; labels are -100 everywhere except at selected positions.
-Random replacements are drawn from the ordinary vocabulary (never a special token). All randomness comes
-from the collator's own ``torch.Generator``, whose state is saved with every checkpoint.
+Random replacements are drawn from the ordinary vocabulary (never a special token), or, with
+``random_from="all"`` (``--chunking official``), from the whole vocabulary as the official pipeline's
+Hugging Face collator does. All randomness comes from the collator's own ``torch.Generator``, whose
+state is saved with every checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import torch
 
+from langsamp_cli.errors import LangsampError
 from langsamp_cli.pretrain.corpus import Example
 
 IGNORE_INDEX = -100
@@ -36,16 +39,37 @@ def mask_tokens(input_ids: torch.Tensor, maskable: torch.Tensor, mask_token_id: 
     return corrupted, labels
 
 
+def check_tokenizer(tokenizer: Any, random_pool: torch.Tensor | None = None) -> None:
+    """A one-line error for a tokenizer MLM cannot train with (no mask/pad token, nothing but special tokens)."""
+    name = getattr(tokenizer, "name_or_path", "") or "the tokenizer"
+    special = set(tokenizer.all_special_ids)
+    if random_pool is None:
+        ordinary = any(i not in special for i in range(len(tokenizer)))
+    else:
+        ordinary = bool(len(random_pool))
+    if not ordinary:
+        raise LangsampError(f"{name}: the tokenizer has no ordinary (non-special) tokens to train on; "
+                            "use a real tokenizer (or let pretrain train one on the corpus)")
+    for role in ("mask", "pad"):
+        if getattr(tokenizer, f"{role}_token_id") is None:
+            raise LangsampError(f"{name}: the tokenizer has no {role} token, which masked-LM pretraining needs; "
+                                "use a tokenizer with <mask> and <pad> (e.g. an XLM-R one)")
+
+
 class MLMCollator:
     """Examples from the ChunkSampler -> the model's keyword arguments (with lang_ids/script_ids per example)."""
 
-    def __init__(self, tokenizer: Any, mlm_probability: float = 0.15, seed: int = 0):
+    def __init__(self, tokenizer: Any, mlm_probability: float = 0.15, seed: int = 0, random_from: str = "ordinary"):
         self.pad_id = tokenizer.pad_token_id
         self.mask_id = tokenizer.mask_token_id
         self.mlm_probability = mlm_probability
         special = set(tokenizer.all_special_ids)
         self.special_ids = torch.tensor(sorted(special))
-        self.random_pool = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
+        ordinary = torch.tensor([i for i in range(len(tokenizer)) if i not in special], dtype=torch.long)
+        check_tokenizer(tokenizer, ordinary)
+        if random_from not in ("ordinary", "all"):
+            raise LangsampError(f"random_from {random_from!r}: use 'ordinary' or 'all'")
+        self.random_pool = ordinary if random_from == "ordinary" else torch.arange(len(tokenizer), dtype=torch.long)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ from langsamp_cli.io_utils import read_yaml_mapping
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TINY_MODEL = "tiny"
+INIT_METHODS = ("random", "donor", "mean")   # --init-new-languages
 
 
 @dataclass
@@ -34,6 +35,7 @@ class PretrainConfig:
     alpha: float = 0.3                        # sampling temperature: p_i ∝ n_i ** alpha
     max_seq_len: int = 512                    # tokens per training chunk, <s> and </s> included
     mlm_probability: float = 0.15
+    chunking: str = "langsamp"                # chunk layout: langsamp | official (see pretrain/corpus.py CHUNKING)
     cache_bytes: int = 64 * 2**20             # languages up to this raw size are tokenized once, kept in memory
     # model
     model: str = "xlm-roberta-base"           # checkpoint dir / hub name (continued) or config name (--from-scratch)
@@ -43,6 +45,8 @@ class PretrainConfig:
     lang_emb: bool = True
     script_emb: bool = True
     lang_map: str | None = None               # official full_dicts.pkl/.json: reuse its lang2id/script2id
+    init_new_languages: str = "random"         # rows of languages/scripts the initial checkpoint lacks:
+                                              # random | donor | mean (pretrain/init_rows.py)
     # optimisation
     seed: int = 42
     batch_size: int = 32                      # per device
@@ -55,6 +59,7 @@ class PretrainConfig:
     max_grad_norm: float = 1.0
     max_steps: int = 150_000
     mixed_precision: str = "no"
+    compile: bool = False                     # torch.compile the model (opt-in: compiling takes minutes)
     # bookkeeping
     output_dir: str = "runs/pretrain"
     save_every: int = 5000
@@ -85,7 +90,11 @@ class PretrainConfig:
             (self.keep_last >= 1, f"--keep-last {self.keep_last}: use at least 1"),
             (self.alpha > 0, f"--alpha {self.alpha}: use a value in (0, 1]"),
             (0 < self.mlm_probability < 1, f"mlm_probability {self.mlm_probability}: use a value in (0, 1)"),
+            (self.chunking in ("langsamp", "official"),
+             f"--chunking {self.chunking}: choose one of langsamp, official"),
             (self.lr > 0, f"--lr {self.lr}: must be positive"),
+            (self.init_new_languages in INIT_METHODS,
+             f"--init-new-languages {self.init_new_languages}: choose one of {', '.join(INIT_METHODS)}"),
             (self.mixed_precision in MIXED_PRECISION,
              f"--mixed-precision {self.mixed_precision}: choose one of {', '.join(MIXED_PRECISION)}"),
         ]
@@ -135,6 +144,81 @@ def build_config(preset: str | None = "demo", yaml_path: str | Path | None = Non
     if unknown:
         source = f"{yaml_path}: " if yaml_path else ""
         raise LangsampError(f"{source}unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if isinstance(values.get("adam_betas"), list):
-        values["adam_betas"] = tuple(values["adam_betas"])
+    values = {key: check_type(key, value, yaml_path) for key, value in values.items()}
     return PretrainConfig(**values).validate()
+
+
+# Expected kind of every setting: bool, int, float, str, optional str, list of str, two floats.
+_OPTIONAL_STR = ("corpus", "tokenizer", "lang_map")
+_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a text value",
+          "list": "a list of language-scripts like [eng_Latn, deu_Latn]", "pair": "two numbers like [0.9, 0.999]"}
+
+
+def _kind(name: str) -> str:
+    default = next(f.default for f in dataclasses.fields(PretrainConfig) if f.name == name)
+    if name == "languages":
+        return "list"
+    if name == "adam_betas":
+        return "pair"
+    if name in _OPTIONAL_STR:
+        return "str"
+    return type(default).__name__
+
+
+def _number(value: Any, whole: bool) -> int | float | None:
+    """``value`` as a number (YAML reads ``5e-5`` as a string), or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        return None
+    if whole:
+        return int(value) if float(value).is_integer() else None
+    return float(value)
+
+
+def check_type(name: str, value: Any, yaml_path: str | Path | None = None) -> Any:
+    """The value converted to the setting's type; a wrong type is a one-line error naming key, value and type."""
+    kind = _kind(name)
+    converted: Any = None
+    if value is None and (name in _OPTIONAL_STR or name == "languages"):
+        return None
+    if name == "mixed_precision" and value is False:  # YAML 1.1 reads a bare `no` as false
+        return "no"
+    if kind == "bool":
+        converted = value if isinstance(value, bool) else None
+    elif kind in ("int", "float"):
+        converted = _number(value, whole=kind == "int")
+    elif kind == "str":
+        converted = value if isinstance(value, str) else None
+    elif kind == "list":
+        if isinstance(value, str):
+            converted = [part.strip() for part in value.split(",") if part.strip()]
+        elif isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+            converted = list(value)
+    elif kind == "pair" and isinstance(value, (list, tuple)) and len(value) == 2:
+        numbers = [_number(item, whole=False) for item in value]
+        converted = tuple(numbers) if None not in numbers else None
+    if converted is None:
+        raise LangsampError(f"{_where(name, yaml_path)}{name}: {value!r} is not {_WORDS[kind]} "
+                            f"(expected {kind if kind != 'pair' else 'two floats'}); fix the value")
+    return converted
+
+
+def _where(name: str, yaml_path: str | Path | None) -> str:
+    """``file:line: `` of the key in the YAML file (dashes or underscores), or '' when it came from a flag."""
+    if yaml_path is None:
+        return ""
+    try:
+        lines = Path(yaml_path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return f"{yaml_path}: "
+    for number, line in enumerate(lines, 1):
+        key = line.split(":", 1)[0].strip().strip("'\"").replace("-", "_")
+        if ":" in line and key == name:
+            return f"{yaml_path}:{number}: "
+    return f"{yaml_path}: "

@@ -5,6 +5,22 @@ files per language-script, named ``xxx_Scrp`` (ISO 639-3 + ISO 15924), one sente
 only a language code (``rus.txt``, ``de/``) gets the majority script of its first lines. Empty lines are
 ignored; lines that are not valid UTF-8 are skipped and counted per file.
 
+Hostile or broken input is bounded and reported, never trusted:
+
+- A line longer than ``MAX_LINE_BYTES`` (64 KiB) is read as several pieces of at most that size, cut at a
+  space/tab in the second half of the piece (else at a UTF-8 character boundary); each piece counts as a
+  line. Memory per line stays bounded however long the line is; the number of such lines is reported.
+- A file that is mostly not UTF-8 (more undecodable than decodable lines, or NUL bytes in its first 8 KiB:
+  binary or UTF-16) is left out and reported; a language with no file left is skipped with that reason.
+- A symlinked folder is followed only at the top level and only when it does not contain the corpus itself
+  (``deu_Latn -> ../`` is an error); symlinked folders inside a language folder are not followed; one file
+  reached under two language names is an error.
+- A file whose detected script (:func:`langsamp_cli.languages.detect_script` on its first lines) disagrees
+  with its name gets a one-line warning.
+- A language with fewer than ``MIN_LANGUAGE_LINES`` (100) training lines that the sampler up-samples
+  (its share of chunks above its share of lines) gets a one-line warning naming both shares: it is kept
+  (tiny test corpora are legitimate) but never silently repeated. See :func:`corpus_notes`.
+
 A training instance is ``<s> + max_seq_len-2 tokens + </s>`` cut from the running token stream of ONE
 language-script (sentences tokenized without special tokens and concatenated; the stream wraps around at the
 end of the language). The language of each instance is drawn from a multinomial with p_i ∝ n_i ** alpha,
@@ -15,6 +31,7 @@ language's cursor) is a plain dict, so a resumed run continues the exact same st
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import zlib
 from collections import Counter
@@ -32,6 +49,11 @@ from langsamp_cli.errors import LangsampError
 LANG_SCRIPT_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 Encoder = Callable[[list[str]], list[list[int]]]
 ENCODE_BATCH_LINES = 512
+MAX_LINE_BYTES = 1 << 16       # longer lines are read (and tokenized) in pieces of at most this many bytes
+READ_BLOCK_BYTES = 1 << 20     # a streamed language reads at most about this much text per refill
+MIN_LANGUAGE_LINES = 100       # fewer training lines and up-sampled: warned about (corpus_notes)
+SCRIPT_SAMPLE_LINES = 50       # first lines of a file whose script is checked against its name
+_NON_SCRIPTS = {"Zyyy", "Zinh", "Zzzz"}
 
 
 @dataclass
@@ -44,6 +66,7 @@ class LanguageSource:
     undecodable: dict[str, int] = field(default_factory=dict)  # file -> skipped lines
     num_bytes: int = 0
     heldout_lines: int = 0                                   # first lines reserved for evaluation
+    long_lines: dict[str, int] = field(default_factory=dict)   # file -> lines over MAX_LINE_BYTES (read in pieces)
 
     @property
     def lang(self) -> str:
@@ -63,6 +86,8 @@ class Corpus:
     root: Path
     sources: dict[str, LanguageSource]        # sorted by id; only languages with training lines
     skipped: dict[str, str] = field(default_factory=dict)  # id -> reason
+    skipped_files: dict[str, str] = field(default_factory=dict)  # file -> why it was left out
+    warnings: list[str] = field(default_factory=list)  # e.g. a file whose script disagrees with its name
 
     @property
     def languages(self) -> list[str]:
@@ -102,18 +127,36 @@ def _id_from_bare_language(entry: Path) -> str | None:
 def _text_sample(files: list[Path], max_lines: int = 200) -> str:
     lines: list[str] = []
     for path in files:
-        with open_binary(path) as handle:
-            for raw in handle:
-                text = decode_line(raw)
-                if text:
-                    lines.append(text)
-                if len(lines) >= max_lines:
-                    return "\n".join(lines)
+        reader = LineReader([path])
+        try:
+            found, _, _ = reader.read((0, 0), max_lines - len(lines))
+        except (OSError, EOFError, zlib.error):
+            found = []
+        finally:
+            reader.close()
+        lines.extend(found)
+        if len(lines) >= max_lines:
+            break
     return "\n".join(lines)
 
 
 def _text_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+    """Files under ``directory``; symlinked sub-folders are not followed (they could lead anywhere, even back)."""
+    found = []
+    for folder, subfolders, names in os.walk(directory, followlinks=False):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        found += [Path(folder) / n for n in names if not n.startswith(".") and (Path(folder) / n).is_file()]
+    return sorted(found)
+
+
+def _check_link(entry: Path, root: Path) -> None:
+    """A symlinked language folder must not contain the corpus (``deu_Latn -> ../`` would read every language)."""
+    if not (entry.is_symlink() and entry.is_dir()):
+        return
+    target, real_root = entry.resolve(), root.resolve()
+    if target == real_root or target in real_root.parents:
+        raise LangsampError(f"{entry}: symlink to {target}, a folder that contains the corpus itself; "
+                            "a language entry must hold only that language's text: remove or fix the link")
 
 
 def find_language_files(root: Path) -> dict[str, list[Path]]:
@@ -122,15 +165,24 @@ def find_language_files(root: Path) -> dict[str, list[Path]]:
         raise LangsampError(f"{root}: corpus directory not found; "
                             "pass --corpus DIR with one xxx_Scrp file per language")
     files: dict[str, list[Path]] = {}
+    owner: dict[Path, tuple[str, Path]] = {}  # real file -> (language, path) that first claimed it
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
+        _check_link(entry, root)
         lang_script = language_id_from_name(entry.name) or _id_from_bare_language(entry)
         if lang_script is None:
             raise LangsampError(
                 f"{entry}: name is not a language-script id like eng_Latn (ISO 639-3 + '_' + ISO 15924); "
                 "rename it or move it out of the corpus directory")
-        files.setdefault(lang_script, []).extend(_text_files(entry) if entry.is_dir() else [entry])
+        for path in _text_files(entry) if entry.is_dir() else [entry]:
+            real = path.resolve()
+            first_lang, first_path = owner.setdefault(real, (lang_script, path))
+            if first_lang != lang_script:
+                raise LangsampError(f"{path}: the same file as {first_path} ({first_lang}) but filed as "
+                                    f"{lang_script}; one text cannot be two languages: remove the link or copy")
+            if first_path == path:
+                files.setdefault(lang_script, []).append(path)
     return files
 
 
@@ -146,23 +198,83 @@ def decode_line(raw: bytes) -> str | None:
         return None
 
 
-def _count_file(path: Path) -> tuple[int, int]:
-    """(non-empty decodable lines, undecodable lines), reading in ~1 MB blocks."""
-    good = bad = 0
+def read_piece(handle: IO[bytes], carry: bytes = b"") -> tuple[bytes, bytes, bool]:
+    """The next line of ``handle`` (``carry``: bytes already read past the last piece), at most MAX_LINE_BYTES.
+
+    Returns (piece, new carry, cut): ``cut`` is True when the piece ends inside an over-long line, which is
+    then cut at its last space/tab in the second half of the piece, or else at a UTF-8 character boundary.
+    ``piece`` is b"" only at the end of the file.
+    """
+    data = carry + handle.readline(MAX_LINE_BYTES - len(carry))
+    if len(data) < MAX_LINE_BYTES or data.endswith(b"\n"):
+        return data, b"", False
+    cut = max(data.rfind(b" ", MAX_LINE_BYTES // 2), data.rfind(b"\t", MAX_LINE_BYTES // 2)) + 1
+    if cut == 0:
+        cut = next((i for i in range(len(data) - 1, len(data) - 4, -1) if data[i] & 0xC0 != 0x80), len(data))
+    return data[:cut], data[cut:], True
+
+
+@dataclass
+class FileCount:
+    good: int = 0          # non-empty decodable lines (pieces of over-long lines count one each)
+    bad: int = 0           # undecodable lines
+    long_lines: int = 0    # lines over MAX_LINE_BYTES
+    binary: bool = False   # NUL bytes near the start: not UTF-8 text (binary or UTF-16)
+
+
+def _count_file(path: Path) -> FileCount:
+    """Count what :class:`LineReader` will yield, one bounded piece at a time."""
+    count = FileCount()
     try:
         with open_binary(path) as handle:
-            while block := handle.readlines(1 << 20):
-                try:
-                    text = b"".join(block).decode("utf-8")
-                    good += sum(1 for line in text.splitlines() if line.strip())
-                except UnicodeDecodeError:
-                    for raw in block:
-                        text_line = decode_line(raw)
-                        bad += text_line is None
-                        good += bool(text_line)
+            head = handle.read(8192)
+            if b"\x00" in head:
+                count.binary = True
+                return count
+            handle.seek(0)
+            carry, in_long_line = b"", False
+            while True:
+                raw, carry, cut = read_piece(handle, carry)
+                if not raw:
+                    break
+                count.long_lines += cut and not in_long_line
+                in_long_line = cut
+                text = decode_line(raw)
+                count.bad += text is None
+                count.good += bool(text)
     except (OSError, EOFError, zlib.error) as err:
         raise LangsampError(f"{path}: cannot read ({err}); fix or remove the file") from None
-    return good, bad
+    return count
+
+
+def _unusable_reason(count: FileCount) -> str | None:
+    if count.binary:
+        return "not UTF-8 text (NUL bytes: binary or UTF-16); convert it to UTF-8 or remove it"
+    if count.bad > count.good:
+        return f"mostly not UTF-8 ({count.bad} undecodable vs {count.good} usable lines); left out"
+    return None
+
+
+def scripts_agree(named: str, detected: str) -> bool:
+    """Whether text detected as ``detected`` fits a name saying ``named`` (Han variants, Japanese, Korean)."""
+    han = {"Hani", "Hans", "Hant"}
+    families = [han | {"Jpan"}, han | {"Kore", "Hang"}]
+    return named == detected or any(named in family and detected in family for family in families)
+
+
+def _script_warning(lang_script: str, path: Path) -> str | None:
+    from langsamp_cli.languages import detect_script
+
+    sample = _text_sample([path], SCRIPT_SAMPLE_LINES)
+    try:
+        detected = detect_script(sample) if sample else None
+    except LangsampError:
+        return None
+    named = lang_script.split("_", 1)[1]
+    if detected is None or detected in _NON_SCRIPTS or scripts_agree(named, detected):
+        return None
+    return (f"warning: {path}: text is mostly {detected} script but the file is filed as {lang_script}; "
+            "check the file or its name")
 
 
 def scan_corpus(root: str | Path, languages: list[str] | None = None, eval_lines: int = 0) -> Corpus:
@@ -177,15 +289,29 @@ def scan_corpus(root: str | Path, languages: list[str] | None = None, eval_lines
             raise LangsampError(f"{root}: no data for requested language(s) {', '.join(missing)}; "
                                 f"the corpus has {', '.join(sorted(found))}")
         found = {lang: found[lang] for lang in sorted(languages)}
-    sources, skipped = {}, {}
+    sources, skipped, skipped_files, warnings = {}, {}, {}, []
     for lang_script, files in sorted(found.items()):
-        source = LanguageSource(lang_script, files, num_bytes=sum(f.stat().st_size for f in files))
+        source = LanguageSource(lang_script, [])
         for path in files:
-            good, bad = _count_file(path)
-            source.lines += good
-            if bad:
-                source.undecodable[str(path)] = bad
+            count = _count_file(path)
+            reason = _unusable_reason(count)
+            if reason:
+                skipped_files[str(path)] = reason
+                continue
+            source.files.append(path)
+            source.num_bytes += path.stat().st_size
+            source.lines += count.good
+            if count.bad:
+                source.undecodable[str(path)] = count.bad
+            if count.long_lines:
+                source.long_lines[str(path)] = count.long_lines
+            warning = _script_warning(lang_script, path) if count.good else None
+            if warning:
+                warnings.append(warning)
         source.heldout_lines = min(eval_lines, source.lines // 10)
+        if not source.files:
+            skipped[lang_script] = "no usable file (" + "; ".join(skipped_files[str(p)] for p in files) + ")"
+            continue
         if source.train_lines <= 0:
             skipped[lang_script] = "no non-empty UTF-8 line" if not source.lines else "too few lines"
             continue
@@ -193,7 +319,26 @@ def scan_corpus(root: str | Path, languages: list[str] | None = None, eval_lines
     if not sources:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise LangsampError(f"{root}: no usable text in the corpus ({reasons})")
-    return Corpus(root, sources, skipped)
+    return Corpus(root, sources, skipped, skipped_files, warnings)
+
+
+def corpus_notes(corpus: Corpus, probs: np.ndarray | None = None) -> list[str]:
+    """One line per thing the user should know about the corpus (printed before training)."""
+    notes = [f"skipped file {path}: {reason}" for path, reason in corpus.skipped_files.items()]
+    for source in corpus.sources.values():
+        notes += [f"skipped {count} undecodable line(s) in {path}" for path, count in source.undecodable.items()]
+        notes += [f"note: {path}: {count} line(s) over {MAX_LINE_BYTES:,} bytes, read in pieces of at most that size"
+                  for path, count in source.long_lines.items()]
+    notes += corpus.warnings
+    if probs is not None:
+        total = sum(s.train_lines for s in corpus.sources.values())
+        for (lang_script, source), prob in zip(corpus.sources.items(), probs):
+            share = source.train_lines / total
+            if source.train_lines < MIN_LANGUAGE_LINES and prob > share:
+                notes.append(f"warning: {lang_script} has only {source.train_lines} training line(s) (under "
+                             f"{MIN_LANGUAGE_LINES}) but is sampled as {prob:.1%} of chunks ({share:.1%} of the "
+                             "lines): its text repeats; add text, leave it out with --languages, or raise --alpha")
+    return notes
 
 
 # ------------------------------------------------------------------------------------------ sampling
@@ -232,37 +377,43 @@ class LineReader:
         self.files = files
         self._handle: IO[bytes] | None = None
         self._handle_index = -1
+        self._carry = b""  # read from the handle but not yet returned (the rest of an over-long line)
 
     def _seek(self, position: Position) -> IO[bytes]:
         index, offset = position
-        if self._handle is None or self._handle_index != index or self._handle.tell() != offset:
+        if (self._handle is None or self._handle_index != index
+                or self._handle.tell() - len(self._carry) != offset):
             self.close()
             self._handle, self._handle_index = open_binary(self.files[index]), index
             self._handle.seek(offset)
         return self._handle
 
-    def read(self, position: Position, max_lines: int) -> tuple[list[str], Position, bool]:
-        """Up to ``max_lines`` lines from ``position``; returns (lines, next position, reached the end)."""
+    def read(self, position: Position, max_lines: int,
+             max_chars: int | None = None) -> tuple[list[str], Position, bool]:
+        """Up to ``max_lines`` lines (and about ``max_chars`` characters) from ``position``;
+        returns (lines, next position, reached the end). A line is at most MAX_LINE_BYTES (see read_piece)."""
         lines: list[str] = []
+        chars = 0
         index, offset = position
-        while len(lines) < max_lines:
+        while len(lines) < max_lines and (max_chars is None or chars < max_chars):
             handle = self._seek((index, offset))
-            raw = handle.readline()
+            raw, self._carry, _ = read_piece(handle, self._carry)
             if not raw:
                 if index + 1 == len(self.files):
                     return lines, (index, offset), True
                 index, offset = index + 1, 0
                 continue
-            offset = handle.tell()
+            offset = handle.tell() - len(self._carry)
             text = decode_line(raw)
             if text:
                 lines.append(text)
+                chars += len(text)
         return lines, (index, offset), False
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
-        self._handle, self._handle_index = None, -1
+        self._handle, self._handle_index, self._carry = None, -1, b""
 
 
 def skip_lines(reader: LineReader, count: int) -> Position:
@@ -277,6 +428,21 @@ def skip_lines(reader: LineReader, count: int) -> Position:
 
 
 # ------------------------------------------------------------------------------------ token streams
+
+
+def encode_batches(lines: list[str]) -> Iterator[list[str]]:
+    """Consecutive batches of at most ENCODE_BATCH_LINES lines and about READ_BLOCK_BYTES characters
+    (the tokenizer's memory grows with the text it gets at once)."""
+    batch: list[str] = []
+    chars = 0
+    for line in lines:
+        if batch and (len(batch) == ENCODE_BATCH_LINES or chars + len(line) > READ_BLOCK_BYTES):
+            yield batch
+            batch, chars = [], 0
+        batch.append(line)
+        chars += len(line)
+    if batch:
+        yield batch
 
 
 class CachedLanguage:
@@ -294,9 +460,11 @@ class CachedLanguage:
             reader = LineReader(self.source.files)
             lines, _, _ = reader.read(skip_lines(reader, self.source.heldout_lines), self.source.train_lines)
             reader.close()
-            pieces = [ids for start in range(0, len(lines), ENCODE_BATCH_LINES)
-                      for ids in self.encode(lines[start:start + ENCODE_BATCH_LINES])]
-            self._tokens = np.fromiter((t for ids in pieces for t in ids), dtype=np.int32)
+            # One int32 array per batch: a list of Python ints for the whole language would take ~9x the memory.
+            arrays = [np.fromiter((t for ids in self.encode(batch) for t in ids), dtype=np.int32)
+                      for batch in encode_batches(lines)]
+            del lines
+            self._tokens = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
             if not len(self._tokens):
                 raise LangsampError(f"{self.source.files[0]}: the tokenizer produced no tokens for "
                                     f"{self.source.lang_script}; check the tokenizer or drop the language")
@@ -331,12 +499,15 @@ class StreamingLanguage:
         self.epoch = 0
 
     def _refill(self) -> None:
-        lines, self.position, at_end = self.reader.read(self.position, self.block_lines)
+        from_start = tuple(self.position) == tuple(self.start)
+        lines, self.position, at_end = self.reader.read(self.position, self.block_lines, READ_BLOCK_BYTES)
         for ids in self.encode(lines) if lines else []:
             self.buffer.extend(ids)
         if at_end:
             self.position, self.epoch = self.start, self.epoch + 1
-            if not lines and not self.buffer:
+            # A whole pass with no line: the language has no text (the buffer may just have been used up
+            # when the previous read stopped right before the end of the file).
+            if not lines and from_start:
                 raise LangsampError(f"{self.source.files[0]}: no tokens for {self.source.lang_script}")
 
     def take(self, n: int) -> list[int]:
@@ -364,11 +535,37 @@ class Example:
     script_id: int
 
 
-def make_encoder(tokenizer: Any) -> Encoder:
-    """Sentences -> token ids without special tokens (the chunk gets one <s> ... </s> pair)."""
+CHUNKING = ("langsamp", "official")
+# How a chunk is laid out (the --chunking choice):
+# - "langsamp" (default): the sentences' tokens run on, and each chunk gets one <s> ... </s> pair around
+#   max_seq_len - 2 tokens, so every chunk starts as an input at evaluation time does;
+# - "official": as the official (Glot500 run_mlm-based) pipeline: every sentence is tokenized with its
+#   own <s> ... </s>, the sentences run on, and a chunk is the next max_seq_len tokens, which may start
+#   or end in the middle of a sentence.
+
+
+def make_encoder(tokenizer: Any, chunking: str = "langsamp") -> Encoder:
+    """Sentences -> token ids: without special tokens ("langsamp": the chunk gets one <s> ... </s> pair),
+    or each sentence as <s> ... </s> ("official")."""
+    with_specials = _check_chunking(chunking) == "official"
+
     def encode(lines: list[str]) -> list[list[int]]:
-        return tokenizer(lines, add_special_tokens=False)["input_ids"]
+        return tokenizer(lines, add_special_tokens=with_specials)["input_ids"]
     return encode
+
+
+def _check_chunking(chunking: str) -> str:
+    if chunking not in CHUNKING:
+        raise LangsampError(f"--chunking {chunking}: choose one of {', '.join(CHUNKING)}")
+    return chunking
+
+
+def chunk_layout(tokenizer: Any, max_seq_len: int, chunking: str = "langsamp") -> tuple[int, list[int], list[int]]:
+    """(tokens taken from the stream per chunk, ids put before them, ids put after them)."""
+    if _check_chunking(chunking) == "official":
+        return max_seq_len, [], []
+    bos, eos = chunk_markers(tokenizer)
+    return max_seq_len - 2, [bos], [eos]
 
 
 def chunk_markers(tokenizer: Any) -> tuple[int, int]:
@@ -382,13 +579,13 @@ class ChunkSampler:
     """An endless, resumable stream of one-language chunks; each rank seeds it with (seed, rank)."""
 
     def __init__(self, corpus: Corpus, tokenizer: Any, lang2id: dict[str, int], script2id: dict[str, int],
-                 max_seq_len: int, alpha: float, seed: int, rank: int = 0, cache_bytes: int = 64 * 2**20):
+                 max_seq_len: int, alpha: float, seed: int, rank: int = 0, cache_bytes: int = 64 * 2**20,
+                 chunking: str = "langsamp"):
         self.corpus, self.lang2id, self.script2id = corpus, lang2id, script2id
         self.languages = corpus.languages
         self.probs = sampling_probabilities([corpus.sources[k].train_lines for k in self.languages], alpha)
-        self.body_len = max_seq_len - 2
-        self.bos, self.eos = chunk_markers(tokenizer)
-        self.encode = make_encoder(tokenizer)
+        self.body_len, self.head, self.tail = chunk_layout(tokenizer, max_seq_len, chunking)
+        self.encode = make_encoder(tokenizer, chunking)
         self.cache_bytes = cache_bytes
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, rank])))
         self.streams: dict[str, CachedLanguage | StreamingLanguage] = {}
@@ -406,7 +603,7 @@ class ChunkSampler:
         self.counts[lang_script] += 1
         body = self.stream(lang_script).take(self.body_len)
         lang, script = lang_script.split("_", 1)
-        return Example([self.bos, *body, self.eos], lang_script, self.lang2id[lang], self.script2id[script])
+        return Example([*self.head, *body, *self.tail], lang_script, self.lang2id[lang], self.script2id[script])
 
     def next_batch(self, size: int) -> list[Example]:
         return [self.next_example() for _ in range(size)]
@@ -428,10 +625,10 @@ class ChunkSampler:
 
 
 def heldout_examples(corpus: Corpus, tokenizer: Any, lang2id: dict[str, int], script2id: dict[str, int],
-                     max_seq_len: int, max_chunks: int) -> dict[str, list[Example]]:
+                     max_seq_len: int, max_chunks: int, chunking: str = "langsamp") -> dict[str, list[Example]]:
     """Per language, up to ``max_chunks`` chunks cut from its held-out first lines (never trained on)."""
-    encode, (bos, eos) = make_encoder(tokenizer), chunk_markers(tokenizer)
-    body = max_seq_len - 2
+    encode = make_encoder(tokenizer, chunking)
+    body, head, tail = chunk_layout(tokenizer, max_seq_len, chunking)
     out: dict[str, list[Example]] = {}
     for lang_script, source in corpus.sources.items():
         if not source.heldout_lines:
@@ -439,8 +636,8 @@ def heldout_examples(corpus: Corpus, tokenizer: Any, lang2id: dict[str, int], sc
         reader = LineReader(source.files)
         lines, _, _ = reader.read((0, 0), source.heldout_lines)
         reader.close()
-        tokens = [t for ids in encode(lines) for t in ids]
+        tokens = [t for batch in encode_batches(lines) for ids in encode(batch) for t in ids]
         lang, script = lang_script.split("_", 1)
-        out[lang_script] = [Example([bos, *tokens[i:i + body], eos], lang_script, lang2id[lang], script2id[script])
+        out[lang_script] = [Example([*head, *tokens[i:i + body], *tail], lang_script, lang2id[lang], script2id[script])
                             for i in range(0, len(tokens), body)][:max_chunks]
     return out

@@ -7,8 +7,12 @@ Read ``pretrain()`` top to bottom; everything it calls follows it in the order i
 - One optimiser step = ``grad_accum`` micro-batches of ``batch_size`` chunks per rank (gradient sync on the last).
 - Checkpoints ``{output_dir}/checkpoints/step-N/`` hold the model (``model.save_checkpoint`` layout, loadable by
   every command) and ``trainer_state.pt``: optimiser, scheduler, every rank's RNG states (python, numpy, torch,
-  cuda), sampler position and masking generator. They appear in one rename, so a run killed at any moment
-  resumes (``--resume``) from the last complete one and continues exactly as if it had never stopped.
+  cuda), sampler position and masking generator, all as tensors and plain values (read back with
+  ``weights_only=True``: a planted pickle cannot run code). ``manifest.json``, written last, lists every file's
+  size and sha256. They appear in one rename, so a run killed at any moment resumes (``--resume``) from the
+  newest intact one (a damaged newer one is reported and skipped) and continues exactly as if it had never
+  stopped. ``run.json`` records the settings (absolute paths) and a fingerprint of the corpus, which a resume
+  checks: the same corpus may have moved (``--corpus NEW``), a different one is refused.
 - ``{output_dir}/log.jsonl``: one JSON line per logged step (loss, lr, tokens/s, chunks per language) and per
   evaluation (held-out MLM loss per language; early stopping).
 """
@@ -19,13 +23,14 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +40,29 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json, atomic_write_text
-from langsamp_cli.pretrain.collate import MLMCollator
+from langsamp_cli.pretrain.collate import MLMCollator, check_tokenizer
 from langsamp_cli.pretrain.config import PretrainConfig
-from langsamp_cli.pretrain.corpus import ChunkSampler, Corpus, Example, heldout_examples, scan_corpus, sizes_table
+from langsamp_cli.pretrain.corpus import (ChunkSampler, Corpus, Example, corpus_notes, heldout_examples, scan_corpus,
+                                          sizes_table)
+from langsamp_cli.pretrain.fingerprint import corpus_fingerprint, fingerprint_difference
+from langsamp_cli.pretrain.prefetch import Batch, StepPrefetcher
 
 PARAM_HASH_ENV = "LANGSAMP_PARAM_HASH_DIR"   # debug: every rank writes a hash of its final weights here
 STATE_FILE = "trainer_state.pt"
+MANIFEST_FILE = "manifest.json"   # written last into every checkpoint: names, sizes and sha256 of its files
 # Settings a resumed run may change; everything else comes from the checkpoint so the stream stays the same.
 RESUMABLE = ("max_steps", "save_every", "keep_last", "log_every", "eval_every", "patience", "mixed_precision",
-             "output_dir")
+             "output_dir", "compile")
 TOKENIZER_TRAINING_LINES = 2_000_000
+# Settings a trained tokenizer depends on (besides the corpus): a restarted run reuses it only when they match.
+TOKENIZER_SETTINGS = ("languages", "vocab_size", "eval_every", "eval_lines", "model", "from_scratch", "tokenizer")
 
 EarlyStopHook = Callable[[int, dict[str, float]], bool]
 
@@ -83,8 +94,12 @@ class PretrainResult:
 
 def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = False,
              console: Console | None = None, progress: bool = True,
-             early_stop: EarlyStopHook | None = None, stop_after_steps: int | None = None) -> PretrainResult:
+             early_stop: EarlyStopHook | None = None, stop_after_steps: int | None = None,
+             prefetch: bool = True) -> PretrainResult:
     """Pretrain (or continue pretraining) a LangSAMP masked LM as described by ``config``.
+
+    ``prefetch`` builds the next steps' batches in a background thread while the device trains (``False``:
+    in the loop, the same batches; kept for tests and debugging).
 
     ``stop_after_steps`` interrupts the run after that many steps of this invocation, with a checkpoint but no
     ``final/`` (a time-boxed job; ``--resume`` continues it exactly).
@@ -95,19 +110,28 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     say = console.print if accelerator.is_main_process else (lambda *a, **k: None)
     out = Path(config.output_dir)
 
-    # 1. Output directory: fresh, overwritten, or resumed from the last complete checkpoint.
-    checkpoint = prepare_output_dir(out, resume, overwrite, accelerator)
+    # 1. Output directory: fresh, overwritten, restarted, or resumed from the newest intact checkpoint.
+    #    Only looked at here: nothing is written before the settings and the corpus have been checked.
+    checkpoint, saved = find_resume_point(out, resume, overwrite, say)
     if checkpoint is not None:
-        config = merge_resumed_config(load_trainer_state(checkpoint)["config"], config, say)
-        say(f"resuming from {checkpoint}", highlight=False)
+        config = merge_resumed_config(saved["config"], config, say)
+    else:
+        config = run_settings(config)
 
     # 2. Corpus: files, sizes, sampling probabilities (shown before anything is trained).
     corpus = scan_corpus(config.corpus or default_corpus_dir(), config.languages,
                          eval_lines=config.eval_lines if config.eval_every > 0 else 0)
-    # 3. Tokenizer, language/script ids and the model.
-    tokenizer = prepare_tokenizer(config, corpus, out, checkpoint, accelerator, say)
-    lang2id, script2id = language_maps(config, corpus, checkpoint)
-    model = prepare_model(config, tokenizer, lang2id, script2id, checkpoint)
+    fingerprint = corpus_fingerprint(corpus)
+    if checkpoint is not None:
+        check_same_corpus(saved, out, config, fingerprint, say)
+        say(f"resuming from {escape(str(checkpoint))}", highlight=False)
+    created = prepare_output_dir(out, overwrite, checkpoint, config, fingerprint, accelerator)
+    # 3. Tokenizer, language/script ids and the model (a new output directory is removed again if this fails).
+    with removed_on_error(out, created, accelerator):
+        tokenizer = prepare_tokenizer(config, corpus, out, checkpoint, accelerator, say)
+        check_tokenizer(tokenizer)
+        lang2id, script2id = language_maps(config, corpus, checkpoint)
+        model = prepare_model(config, tokenizer, lang2id, script2id, checkpoint, corpus=corpus, say=say)
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model: {config.model} ({config.variant}, {n_params / 1e6:.1f}M parameters, vocabulary {len(tokenizer):,}); "
         f"{len(lang2id)} languages x {len(script2id)} scripts in the tables", highlight=False)
@@ -115,26 +139,27 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     # 4. Data: this rank's chunk stream, MLM masking, held-out chunks for early stopping.
     rank, world = accelerator.process_index, accelerator.num_processes
     sampler = ChunkSampler(corpus, tokenizer, lang2id, script2id, config.max_seq_len, config.alpha,
-                           config.seed, rank=rank, cache_bytes=config.cache_bytes)
-    collator = MLMCollator(tokenizer, config.mlm_probability, seed=config.seed * 1000 + rank)
+                           config.seed, rank=rank, cache_bytes=config.cache_bytes, chunking=config.chunking)
+    collator = MLMCollator(tokenizer, config.mlm_probability, seed=config.seed * 1000 + rank,
+                           random_from=random_pool_for(config.chunking))
     heldout = heldout_examples(corpus, tokenizer, lang2id, script2id, config.max_seq_len,
-                               config.eval_chunks) if config.eval_every > 0 else {}
+                               config.eval_chunks, chunking=config.chunking) if config.eval_every > 0 else {}
     if accelerator.is_main_process:
         console.print(sizes_table(corpus, sampler.probs))
-        for path, count in ((p, c) for s in corpus.sources.values() for p, c in s.undecodable.items()):
-            console.print(f"[yellow]skipped[/] {count} undecodable line(s) in {path}", highlight=False)
+        for note in corpus_notes(corpus, sampler.probs):  # user paths: no markup or emoji codes interpreted
+            console.print(note, style="yellow", markup=False, emoji=False, highlight=False, soft_wrap=True)
 
     # 5. Optimiser (AdamW as in the paper) and the linear warmup/decay schedule.
     seed_everything(config.seed + rank)
-    optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config, fused=accelerator.device.type == "cuda")
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    if config.compile:
+        model.compile()  # in place: the module class, its state_dict keys and the checkpoints stay the same
     model, optimizer = accelerator.prepare(model, optimizer)
     state = TrainState()
     if checkpoint is not None:
         state = restore_training(checkpoint, optimizer, scheduler, sampler, collator, accelerator, say)
         truncate_log(out / "log.jsonl", state.step, accelerator)
-    elif accelerator.is_main_process:
-        atomic_write_json(out / "run.json", {"config": config.to_dict(), "world_size": world})
     if state.step >= config.max_steps and (out / "final").exists():
         say(f"nothing to do: {out} is at step {state.step} and --max-steps is {config.max_steps}")
         return PretrainResult(out, out / "final", state.step, state.tokens_seen, 0.0, None,
@@ -149,10 +174,17 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     stop_at = min(config.max_steps, state.step + stop_after_steps) if stop_after_steps else config.max_steps
     start_time, window_start, window_tokens, window_losses = time.time(), time.time(), 0, []
     last_loss = None
-    with make_progress(console, enabled=progress and accelerator.is_main_process) as bar:
+    # The prefetcher runs ahead of training; checkpoints and logs take the data-stream state of the last step
+    # consumed (batches), never the sampler's live state.
+    batches = StepPrefetcher(sampler, collator, config.batch_size, config.grad_accum, state.step + 1,
+                             wants_state=stream_state_needed(config, stop_at),
+                             pin_memory=accelerator.device.type == "cuda", background=prefetch)
+    with make_progress(console, enabled=progress and accelerator.is_main_process) as bar, batches:
         task = bar.add_task("pretraining", total=config.max_steps, completed=state.step, loss="-", tps="-")
         while state.step < stop_at and not state.stopped_early:
-            loss, tokens = train_step(model, optimizer, scheduler, sampler, collator, accelerator, config)
+            prepared = next(batches)
+            loss = train_step(model, optimizer, scheduler, prepared.batches, accelerator, config)
+            tokens = prepared.tokens
             state.step += 1
             state.tokens_seen += tokens * world
             window_tokens += tokens * world
@@ -164,7 +196,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
                 record = {"step": state.step, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0],
                           "tokens": state.tokens_seen, "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1),
                           "elapsed_s": round(time.time() - start_time, 2),
-                          "chunks_per_language": chunks_per_language(sampler, accelerator)}
+                          "chunks_per_language": chunks_per_language(batches.consumed_counts, accelerator)}
                 append_log(out / "log.jsonl", record, accelerator)
                 bar.update(task, loss=f"{last_loss:.3f}", tps=f"{record['tokens_per_s']:,.0f}")
                 window_start, window_tokens, window_losses = time.time(), 0, []
@@ -173,8 +205,8 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
             if config.eval_every > 0 and state.step % config.eval_every == 0:
                 evaluate_and_maybe_stop(model, heldout, tokenizer, state, config, accelerator, out, early_stop, say)
             if state.step % config.save_every == 0 or state.step == stop_at or state.stopped_early:
-                save_training_checkpoint(out, model, tokenizer, optimizer, scheduler, sampler, collator, state,
-                                         config, accelerator)
+                save_training_checkpoint(out, model, tokenizer, optimizer, scheduler, batches.consumed_sampler,
+                                         batches.consumed_collator, state, config, accelerator)
 
     # 7. The final model: a plain checkpoint every other command loads.
     final_dir = out / "final"
@@ -185,6 +217,10 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
         with atomic_dir(final_dir) as tmp:
             save_checkpoint(accelerator.unwrap_model(model), tokenizer, tmp)
             atomic_write_json(tmp / "trainer_state.json", summary_json(state, config, world))
+            from langsamp_cli.model_card import write_model_card  # README.md (HF model card) + loss.png
+
+            write_model_card(tmp, out, {ls: src.train_lines for ls, src in corpus.sources.items()},
+                             summary_json(state, config, world), model_ref=str(final_dir))
     write_param_hash(model, accelerator)
     accelerator.wait_for_everyone()
     best_dir = out / "best" if (out / "best").exists() else None
@@ -201,8 +237,27 @@ def make_accelerator(config: PretrainConfig, console: Console) -> Accelerator:
     if mixed_precision != "no" and not torch.cuda.is_available():
         console.print(f"[yellow]warning[/]: --mixed-precision {mixed_precision} needs a GPU; training in fp32 on CPU")
         mixed_precision = "no"
+    check_gpus_per_node()
+    # accelerate keeps the precision in process-wide state; reset it so a later pretrain in the same process
+    # (experiment, a notebook) can use another --mixed-precision. PartialState (device, process group) is kept.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
     # cpu=True on CPU-only machines is what lets accelerate join a torchrun/accelerate-launch group via gloo.
     return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+
+
+def check_gpus_per_node() -> None:
+    """A launcher that started more processes on this node than it has GPUs: one line, not a CUDA error later."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is None or not local_rank.isdigit() or not torch.cuda.is_available():
+        return  # not launched, or the CPU/gloo path (e.g. CUDA_VISIBLE_DEVICES=)
+    gpus = torch.cuda.device_count()
+    if int(local_rank) >= gpus:
+        started = os.environ.get("LOCAL_WORLD_SIZE") or str(int(local_rank) + 1)
+        raise LangsampError(f"the launcher started {started} processes on this node but it has {gpus} visible GPU(s) "
+                            f"(LOCAL_RANK {local_rank} has none); use --nproc_per_node {gpus} or fewer, or "
+                            "CUDA_VISIBLE_DEVICES= to train on CPU")
 
 
 def default_corpus_dir() -> Path:
@@ -215,58 +270,243 @@ def is_run_dir(path: Path) -> bool:
     return any((path / name).exists() for name in ("run.json", "checkpoints", "final", "log.jsonl"))
 
 
-def latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete ``checkpoints/step-N`` (temp dirs of an interrupted save are hidden and ignored)."""
-    steps = []
-    for path in (out / "checkpoints").glob("step-*"):
-        suffix = path.name.removeprefix("step-")
-        if suffix.isdigit() and (path / STATE_FILE).is_file():
-            steps.append((int(suffix), path))
-    return max(steps)[1] if steps else None
+def checkpoint_dirs(out: Path) -> list[tuple[int, Path]]:
+    """Every visible ``checkpoints/step-N``, newest first (temp dirs of an interrupted save are hidden)."""
+    found = [(int(p.name[5:]), p) for p in (out / "checkpoints").glob("step-*") if p.name[5:].isdigit()]
+    return sorted(found, reverse=True)
 
 
-def prepare_output_dir(out: Path, resume: bool, overwrite: bool, accelerator: Accelerator) -> Path | None:
-    """Refuse to touch an existing run unless told to; returns the checkpoint to resume from."""
+def find_resume_point(out: Path, resume: bool, overwrite: bool, say: Callable
+                      ) -> tuple[Path | None, dict[str, Any] | None]:
+    """Refuse to touch an existing run unless told to; returns the checkpoint to resume from and its state.
+
+    Only looks: ``prepare_output_dir`` changes the directory once the settings and the corpus are checked.
+    """
     if resume and overwrite:
         raise LangsampError("--resume and --overwrite exclude each other; pick one")
-    exists = out.exists() and any(out.iterdir())
-    checkpoint = latest_checkpoint(out) if exists and resume else None
-    if exists and not resume and not overwrite:
-        if (out / "final").exists():
-            raise LangsampError(f"{out} holds a finished run (final model in {out / 'final'}); pass --overwrite to "
-                                "train again from scratch, --resume --max-steps N to train longer, or another "
-                                "--output-dir")
-        last = latest_checkpoint(out)
-        where = f"last checkpoint {last.name}" if last else "no checkpoint yet"
-        raise LangsampError(f"{out} already exists ({where}); pass --resume to continue it, --overwrite to start "
-                            "again, or another --output-dir")
-    if exists and overwrite and not is_run_dir(out):
-        raise LangsampError(f"{out} is not empty and is not a pretraining run; refusing to --overwrite it, "
-                            "pick another --output-dir")
+    if out.exists() and not out.is_dir():
+        raise LangsampError(f"{out} is a file, not a directory; pick another --output-dir")
+    if not (out.exists() and any(out.iterdir())):
+        return None, None
+    if not is_run_dir(out):
+        if resume:
+            raise LangsampError(f"{out} is not a pretraining run (no run.json, checkpoints or final model); "
+                                "nothing to --resume there, pass the run's --output-dir")
+        if overwrite:
+            raise LangsampError(f"{out} is not empty and is not a pretraining run; refusing to --overwrite it, "
+                                "pick another --output-dir")
+        raise LangsampError(f"{out} already exists and is not a pretraining run; pick another --output-dir")
+    if resume:
+        return resume_point(out, say)
+    if overwrite:
+        return None, None
+    if (out / "final").exists():
+        raise LangsampError(f"{out} holds a finished run (final model in {out / 'final'}); pass --overwrite to "
+                            "train again from scratch, --resume --max-steps N to train longer, or another "
+                            "--output-dir")
+    if checkpoint_dirs(out):
+        raise LangsampError(f"{out} already exists (last checkpoint {checkpoint_dirs(out)[0][1].name}); pass "
+                            "--resume to continue it, --overwrite to start again, or another --output-dir")
+    say(f"[yellow]note[/]: {escape(str(out))} holds a run that stopped before its first checkpoint; starting it "
+        "again", highlight=False, soft_wrap=True)
+    return None, None
+
+
+def resume_point(out: Path, say: Callable) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest intact checkpoint and its state; newer damaged ones are reported (and replaced later)."""
+    damaged: list[tuple[Path, str]] = []
+    for _, path in checkpoint_dirs(out):
+        problem = checkpoint_problem(path)
+        state = None
+        if problem is None:
+            try:
+                state = load_trainer_state(path)
+            except LangsampError as err:
+                problem = str(err)
+        if problem is None:
+            for bad, why in damaged:
+                say(f"[yellow]warning[/]: {escape(str(bad))} is damaged ({escape(why)}); resuming from "
+                    f"{path.name} instead", highlight=False, soft_wrap=True)
+            return path, state
+        damaged.append((path, problem))
+    if damaged:
+        bad, why = damaged[0]
+        more = f" (and {len(damaged) - 1} older one(s))" if len(damaged) > 1 else ""
+        raise LangsampError(f"{bad}: damaged checkpoint ({why}){more}; no intact checkpoint to --resume from, "
+                            "pass --overwrite to start again")
+    if (out / "final").exists():
+        raise LangsampError(f"{out} holds a finished run without checkpoints; nothing to --resume from, pass "
+                            "--overwrite to train again or another --output-dir")
+    return None, None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path) -> None:
+    """``manifest.json``: size and sha256 of every file of a checkpoint (written after all of them)."""
+    files = {path.relative_to(directory).as_posix(): {"size": path.stat().st_size, "sha256": file_sha256(path)}
+             for path in sorted(directory.rglob("*")) if path.is_file() and path.name != MANIFEST_FILE}
+    atomic_write_json(directory / MANIFEST_FILE, {"files": files})
+
+
+def checkpoint_problem(directory: Path) -> str | None:
+    """None when every file of the checkpoint's manifest is there with its size and sha256, else what is wrong."""
+    try:
+        listed = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))["files"]
+        entries = [(str(name), int(meta["size"]), str(meta["sha256"])) for name, meta in listed.items()]
+    except FileNotFoundError:
+        return f"no {MANIFEST_FILE}: an incomplete copy, or written by a langsamp that did not verify checkpoints"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"unreadable {MANIFEST_FILE}"
+    if STATE_FILE not in listed:
+        return f"{MANIFEST_FILE} does not list {STATE_FILE}"
+    for name, size, sha256 in entries:
+        path = directory / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            return f"{MANIFEST_FILE} names a file outside the checkpoint"
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size:,} bytes instead of {size:,}"
+        if file_sha256(path) != sha256:
+            return f"{name} does not match its sha256"
+    return None
+
+
+def prepare_output_dir(out: Path, overwrite: bool, checkpoint: Path | None, config: PretrainConfig,
+                       fingerprint: dict[str, Any], accelerator: Accelerator) -> bool:
+    """Create, overwrite or tidy the output directory; True when this run made it (empty or missing before)."""
+    created = overwrite or not (out.exists() and any(out.iterdir()))
     accelerator.wait_for_everyone()  # every rank has looked before rank 0 changes anything
     if accelerator.is_main_process:
-        if exists and overwrite:
+        if overwrite and out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
-        for stale in (out / "checkpoints").glob(".*"):  # temp dirs (nested ones too) of a killed save
-            shutil.rmtree(stale, ignore_errors=True)
-        if checkpoint is None:  # records of an earlier attempt that never reached a checkpoint
-            (out / "log.jsonl").unlink(missing_ok=True)
+        remove_leftovers(out, checkpoint)
+        if checkpoint is None:
+            forget_unfinished_attempt(out, config, fingerprint)
+            # At once: a run killed before its first checkpoint (while training its tokenizer) stays restartable.
+            atomic_write_json(out / "run.json", {"config": config.to_dict(), "world_size": accelerator.num_processes,
+                                                 "corpus_fingerprint": fingerprint})
     accelerator.wait_for_everyone()
-    return checkpoint
+    return created
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_leftovers(out: Path, checkpoint: Path | None) -> None:
+    """Temp files and dirs of a killed save (``.tokenizer.*.tmp``, ``.final.*.tmp``, ...), and the damaged
+    checkpoints newer than the one resumed (the continuation writes them again)."""
+    stale = [*out.glob(".*.tmp"), *out.glob(".*.old"), *(out / "checkpoints").glob(".*")]
+    if checkpoint is not None:
+        resumed_step = int(checkpoint.name[5:])
+        stale += [path for step, path in checkpoint_dirs(out) if step > resumed_step]
+    for path in stale:
+        remove_path(path)
+
+
+def run_record(out: Path) -> dict[str, Any]:
+    """``run.json`` of the run ({} when missing or unreadable)."""
+    try:
+        record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def forget_unfinished_attempt(out: Path, config: PretrainConfig, fingerprint: dict[str, Any]) -> None:
+    """Before a start without checkpoint: drop an earlier attempt's records; keep the tokenizer it trained only
+    when it came from the same corpus and settings (training one can take long)."""
+    previous = run_record(out)
+    before = json.loads(json.dumps(previous.get("config") or {}))
+    now = json.loads(json.dumps(config.to_dict()))
+    same = ((previous.get("corpus_fingerprint") or {}).get("digest") == fingerprint["digest"]
+            and all(before.get(key) == now[key] for key in TOKENIZER_SETTINGS))
+    stale = ["log.jsonl", "run.json", "best"] + ([] if same else ["tokenizer"])
+    for name in stale:
+        remove_path(out / name)
+
+
+@contextmanager
+def removed_on_error(out: Path, created: bool, accelerator: Accelerator) -> Iterator[None]:
+    """A run that fails while it is being set up leaves no output directory behind (when it made it)."""
+    try:
+        yield
+    except Exception:
+        if created and accelerator.is_main_process:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def run_settings(config: PretrainConfig) -> PretrainConfig:
+    """The settings a new run records: absolute local paths (a resume may start in another directory) and
+    whether it really starts from scratch (``tiny`` always does)."""
+    settings = replace(config)
+    settings.corpus = os.path.abspath(os.path.expanduser(config.corpus or default_corpus_dir()))
+    for name in ("model", "tokenizer", "lang_map"):
+        value = getattr(settings, name)
+        if value and Path(value).exists():
+            setattr(settings, name, os.path.abspath(value))
+    settings.from_scratch = config.is_from_scratch
+    return settings
+
+
+def resumed_corpus(saved_corpus: str | None, given: str | None) -> str:
+    """The corpus of a resumed run: ``--corpus`` when given (checked against the fingerprint later), else the
+    run's own (absolute) path."""
+    if given is not None:
+        return os.path.abspath(os.path.expanduser(given))
+    path = os.path.abspath(saved_corpus) if saved_corpus else str(default_corpus_dir())
+    if not Path(path).is_dir():
+        raise LangsampError(f"{path}: the run's corpus is not there any more; pass --corpus DIR where it is now "
+                            "(it is checked against the corpus the run started with)")
+    return path
 
 
 def merge_resumed_config(saved: dict[str, Any], current: PretrainConfig, say: Callable) -> PretrainConfig:
-    """The checkpoint's settings, except the few a continuation may change (RESUMABLE)."""
-    merged = PretrainConfig(**{**saved, "adam_betas": tuple(saved["adam_betas"])})
+    """The checkpoint's settings, except the few a continuation may change (RESUMABLE) and where the corpus is."""
+    known = {f.name for f in fields(PretrainConfig)}
+    merged = PretrainConfig(**{key: value for key, value in saved.items() if key in known})
+    merged.adam_betas = tuple(merged.adam_betas)
     for name in RESUMABLE:
         setattr(merged, name, getattr(current, name))
-    given = json.loads(json.dumps(current.to_dict()))
-    ignored = [f"{key} (checkpoint {saved[key]!r}, given {value!r})" for key, value in given.items()
-               if key not in RESUMABLE and key in saved and value != saved[key]]
+    merged.corpus = resumed_corpus(saved.get("corpus"), current.corpus)
+    # Compared as JSON (a tuple and a list are the same setting), with the paths a new run would record.
+    given = json.loads(json.dumps(run_settings(current).to_dict()))
+    kept = json.loads(json.dumps(saved))
+    ignored = [f"{key} (checkpoint {kept[key]!r}, given {value!r})" for key, value in given.items()
+               if key not in RESUMABLE and key != "corpus" and key in kept and value != kept[key]]
     if ignored:
-        say(f"[yellow]note[/]: resuming keeps the checkpoint's settings for {'; '.join(ignored)}", highlight=False)
+        say(f"[yellow]note[/]: resuming keeps the checkpoint's settings for {escape('; '.join(ignored))}",
+            highlight=False, soft_wrap=True)
     return merged.validate()
+
+
+def check_same_corpus(saved: dict[str, Any], out: Path, config: PretrainConfig, fingerprint: dict[str, Any],
+                      say: Callable) -> None:
+    """A resumed run trains on the corpus it started with: the same files, wherever they are now."""
+    recorded = saved.get("corpus_fingerprint") or run_record(out).get("corpus_fingerprint")
+    if not recorded:
+        return  # a run from before fingerprints
+    started_on = saved["config"].get("corpus")
+    difference = fingerprint_difference(recorded, fingerprint)
+    if difference is not None:
+        raise LangsampError(f"{config.corpus}: not the corpus this run was trained on ({difference}); pass "
+                            f"--corpus with that corpus (it was at {started_on})")
+    if started_on and os.path.abspath(started_on) != config.corpus:
+        say(f"[yellow]note[/]: the corpus moved from {escape(started_on)} to {escape(str(config.corpus))} "
+            "(same files); training continues on it", highlight=False, soft_wrap=True)
 
 
 def tokenizer_training_lines(corpus: Corpus, limit: int = TOKENIZER_TRAINING_LINES) -> list[str]:
@@ -330,6 +570,10 @@ def language_maps(config: PretrainConfig, corpus: Corpus, checkpoint: Path | Non
         lang2id, script2id, origin = saved["lang2id"], saved["script2id"], str(meta)
     missing = sorted({s.lang_script for s in corpus.sources.values()
                       if s.lang not in lang2id or s.script not in script2id})
+    if missing and not config.lang_map:
+        from langsamp_cli.pretrain.init_rows import extend_maps
+
+        return extend_maps(lang2id, script2id, missing)  # new rows: init_rows.initialise_from_checkpoint
     if missing:
         raise LangsampError(f"{origin}: the language/script mapping lacks corpus language-script(s) "
                             f"{', '.join(missing)}; drop them with --languages or start from a mapping that has them")
@@ -358,7 +602,7 @@ def from_scratch_config(config: PretrainConfig, tokenizer: Any) -> Any:
 
 
 def prepare_model(config: PretrainConfig, tokenizer: Any, lang2id: dict[str, int], script2id: dict[str, int],
-                  checkpoint: Path | None) -> torch.nn.Module:
+                  checkpoint: Path | None, corpus: Corpus | None = None, say: Callable = print) -> torch.nn.Module:
     from langsamp_cli.model import build_model, load_checkpoint
 
     if checkpoint is not None:
@@ -370,6 +614,11 @@ def prepare_model(config: PretrainConfig, tokenizer: Any, lang2id: dict[str, int
     else:
         torch.manual_seed(config.seed)
         model = build_model(config.model, lang2id, script2id, variant=config.variant)
+        if corpus is not None:  # rows of languages/scripts the initial model lacks (--init-new-languages)
+            from langsamp_cli.pretrain.init_rows import corpus_scripts, initialise_from_checkpoint
+
+            initialise_from_checkpoint(model, config.model, config.lang_map, config.init_new_languages,
+                                       corpus_scripts(corpus.sources), say)
     positions = getattr(model.mlm.config, "max_position_embeddings", None)
     if positions is not None and config.max_seq_len > positions - 2 and model.mlm.config.model_type != "bert":
         raise LangsampError(f"--max-seq-len {config.max_seq_len} exceeds what {config.model} supports "
@@ -383,8 +632,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, LayerNorm weights and the language/script tables."""
+def make_optimizer(model: torch.nn.Module, config: PretrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, LayerNorm weights and the language/script tables.
+
+    ``fused`` (on CUDA): one kernel for the whole update instead of a loop over parameter tensors.
+    """
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -393,50 +645,69 @@ def make_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.opti
             or "script_embeddings" in name
         (no_decay if skip else decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps,
+                             fused=fused or None)
 
 
-def make_progress(console: Console, enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                    console=console, disable=not enabled, transient=False)
+def make_progress(console: Console, enabled: bool):
+    """A bar on a terminal; in a log file one plain line per interval (langsamp_cli.progress)."""
+    from langsamp_cli.progress import make_progress as shared_progress
+
+    return shared_progress(console, enabled, unit="step", fields={"loss": "loss {}", "tps": "{} tok/s"})
 
 
 # ------------------------------------------------------------------------------------------ one step
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, sampler: ChunkSampler,
-               collator: MLMCollator, accelerator: Accelerator, config: PretrainConfig) -> tuple[float, int]:
-    """``grad_accum`` micro-batches, one optimiser step; returns (mean micro-batch loss, tokens on this rank)."""
-    losses, tokens = [], 0
-    for micro in range(config.grad_accum):
-        batch = collator(sampler.next_batch(config.batch_size))
-        tokens += int(batch["attention_mask"].sum())
-        batch = {key: value.to(accelerator.device) for key, value in batch.items()}
-        last = micro == config.grad_accum - 1
+def stream_state_needed(config: PretrainConfig, stop_at: int) -> Callable[[int], bool]:
+    """The steps after which a checkpoint can be written (saves, the stop, evaluations that may stop early).
+
+    Only those steps carry a copy of the data-stream state through the prefetch queue (copying the positions
+    of hundreds of languages every step would cost host time for nothing).
+    """
+    def needed(step: int) -> bool:
+        return (step % config.save_every == 0 or step in (stop_at, config.max_steps)
+                or (config.eval_every > 0 and step % config.eval_every == 0))
+    return needed
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, batches: list[Batch],
+               accelerator: Accelerator, config: PretrainConfig) -> torch.Tensor:
+    """One optimiser step over ``batches`` (the ``grad_accum`` micro-batches of a ``StepPrefetcher`` step).
+
+    Returns the mean micro-batch loss as a tensor on the device: reading it back would make the host wait for the
+    device every step, so the loop reads losses only when it logs.
+    """
+    losses = []
+    non_blocking = accelerator.device.type == "cuda"  # the prefetcher pinned the batches: asynchronous copies
+    for micro, batch in enumerate(batches):
+        batch = {key: value.to(accelerator.device, non_blocking=non_blocking) for key, value in batch.items()}
+        last = micro == len(batches) - 1
         with nullcontext() if last else accelerator.no_sync(model):
             with accelerator.autocast():
                 loss = model(**batch).loss
-            accelerator.backward(loss / config.grad_accum)
+            accelerator.backward(loss / len(batches))
         losses.append(loss.detach().float())
     if config.max_grad_norm > 0:
         accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(torch.stack(losses).mean()), tokens
+    return torch.stack(losses).mean()
 
 
-def mean_over_ranks(values: list[float], accelerator: Accelerator) -> float:
+def mean_over_ranks(step_losses: list[torch.Tensor], accelerator: Accelerator) -> float:
+    """Mean of the window's per-step losses (one device-to-host read), averaged over ranks."""
+    values = torch.stack(step_losses).tolist()
     local = torch.tensor(sum(values) / len(values), device=accelerator.device)
     return float(accelerator.reduce(local, reduction="mean")) if accelerator.num_processes > 1 else float(local)
 
 
-def chunks_per_language(sampler: ChunkSampler, accelerator: Accelerator) -> dict[str, int]:
+def chunks_per_language(counts: dict[str, int], accelerator: Accelerator) -> dict[str, int]:
+    """Chunks trained per language-script over all ranks (``counts``: this rank's, as of the last step trained)."""
     total: Counter[str] = Counter()
-    for counts in gather_object([dict(sampler.counts)]):
-        total.update(counts)
+    for rank_counts in gather_object([dict(counts)]):
+        total.update(rank_counts)
     return dict(sorted(total.items()))
 
 
@@ -447,7 +718,8 @@ def chunks_per_language(sampler: ChunkSampler, accelerator: Accelerator) -> dict
 def heldout_losses(model: torch.nn.Module, heldout: dict[str, list[Example]], tokenizer: Any,
                    config: PretrainConfig, accelerator: Accelerator) -> dict[str, float]:
     """MLM loss per language on its held-out chunks, with masks fixed by the seed (the same every evaluation)."""
-    collator = MLMCollator(tokenizer, config.mlm_probability, seed=config.seed)
+    collator = MLMCollator(tokenizer, config.mlm_probability, seed=config.seed,
+                           random_from=random_pool_for(config.chunking))
     model.eval()
     losses = {}
     for lang_script, examples in heldout.items():
@@ -478,6 +750,10 @@ def evaluate_and_maybe_stop(model: torch.nn.Module, heldout: dict[str, list[Exam
             with atomic_dir(out / "best") as tmp:
                 save_checkpoint(accelerator.unwrap_model(model), tokenizer, tmp)
                 atomic_write_json(tmp / "trainer_state.json", summary_json(state, config, accelerator.num_processes))
+                from langsamp_cli.model_card import write_model_card
+
+                write_model_card(tmp, out, None, summary_json(state, config, accelerator.num_processes),
+                                 model_ref=str(out / "best"))
     else:
         state.evals_without_improvement += 1
     metrics = {"eval_loss": mean_loss, **{f"eval_loss/{k}": v for k, v in per_language.items()}}
@@ -496,16 +772,39 @@ def evaluate_and_maybe_stop(model: torch.nn.Module, heldout: dict[str, list[Exam
 
 
 def rng_states() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every generator's state as tensors and plain values (loadable with ``torch.load(weights_only=True)``)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+            "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    python, numpy = states["python"], states["numpy"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
+                         numpy["cached_gaussian"]))
     torch.set_rng_state(states["torch"])
     if states["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def plain(value: Any) -> Any:
+    """numpy values -> Python ones, dict subclasses -> dicts: a state ``weights_only=True`` can load."""
+    if isinstance(value, dict):
+        return {plain(key): plain(item) for key, item in value.items()}
+    if type(value) is tuple:
+        return tuple(plain(item) for item in value)
+    if isinstance(value, (list, tuple)):  # lists, and tuple subclasses (named tuples) as lists
+        return [plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def summary_json(state: TrainState, config: PretrainConfig, world_size: int) -> dict[str, Any]:
@@ -518,7 +817,7 @@ def save_training_checkpoint(out: Path, model: torch.nn.Module, tokenizer: Any, 
                              sampler: ChunkSampler, collator: MLMCollator, state: TrainState,
                              config: PretrainConfig, accelerator: Accelerator) -> None:
     """``checkpoints/step-N``: model + trainer state in one atomic rename; then prune to the last K."""
-    per_rank = gather_object([{"sampler": sampler.state_dict(), "collator": collator.state_dict(),
+    per_rank = gather_object([{"sampler": plain(sampler.state_dict()), "collator": plain(collator.state_dict()),
                                "rng": rng_states()}])
     if accelerator.is_main_process:
         from langsamp_cli.model import save_checkpoint
@@ -528,8 +827,10 @@ def save_training_checkpoint(out: Path, model: torch.nn.Module, tokenizer: Any, 
             save_checkpoint(accelerator.unwrap_model(model), tokenizer, tmp)
             torch.save({"step": state.step, "train_state": vars(state).copy(), "config": config.to_dict(),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "ranks": per_rank, "world_size": accelerator.num_processes}, tmp / STATE_FILE)
+                        "ranks": per_rank, "world_size": accelerator.num_processes,
+                        "corpus_fingerprint": run_record(out).get("corpus_fingerprint")}, tmp / STATE_FILE)
             atomic_write_json(tmp / "trainer_state.json", summary_json(state, config, accelerator.num_processes))
+            write_manifest(tmp)  # last: a checkpoint whose files do not match it is damaged
         prune_checkpoints(out / "checkpoints", config.keep_last)
     accelerator.wait_for_everyone()
 
@@ -543,7 +844,20 @@ def prune_checkpoints(directory: Path, keep_last: int) -> None:
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
+    """The trainer state, read with ``weights_only=True``: tensors and plain containers only, never code."""
+    path = checkpoint / STATE_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, empty, not a torch file, or objects other than tensors/plain values
+        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+            raise LangsampError(f"{path}: holds objects other than tensors and plain values; refused (loading it "
+                                "could run code)") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:160]
+        raise LangsampError(f"{path}: not a readable trainer state ({first})") from None
+    expected = {"step", "train_state", "config", "optimizer", "scheduler", "ranks", "world_size"}
+    if not isinstance(state, dict) or not expected <= set(state):
+        raise LangsampError(f"{path}: not a trainer state of this langsamp version")
+    return state
 
 
 def restore_training(checkpoint: Path, optimizer: Any, scheduler: Any, sampler: ChunkSampler, collator: MLMCollator,
@@ -594,6 +908,11 @@ def truncate_log(path: Path, step: int, accelerator: Accelerator) -> None:
         kept = [r for r in read_log(path) if r.get("step", 0) <= step]
         atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     accelerator.wait_for_everyone()
+
+
+def random_pool_for(chunking: str) -> str:
+    """The official pipeline replaces with any vocabulary id (specials included); ours with ordinary ones."""
+    return "all" if chunking == "official" else "ordinary"
 
 
 def parameter_hash(model: torch.nn.Module) -> str:

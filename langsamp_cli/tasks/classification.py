@@ -44,14 +44,19 @@ class ClassificationTask:
         return self.labels
 
     def build_model(self, model_name: str) -> torch.nn.Module:
+        """The backbone with a fresh head; ``load_backbone`` refuses a checkpoint missing an encoder weight."""
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_pretrained(
+        from langsamp_cli.model import load_backbone
+
+        model, _ = load_backbone(
             model_name,
+            AutoModelForSequenceClassification,
             num_labels=len(self.labels),
             id2label=dict(enumerate(self.labels)),
             label2id={label: i for i, label in enumerate(self.labels)},
         )
+        return model
 
     # -------------------------------------------------------------- data
     def known_only(self, data: LabelledTexts) -> LabelledTexts:

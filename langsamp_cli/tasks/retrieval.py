@@ -96,6 +96,50 @@ def run_retrieval(plan: RetrievalPlan, encoder, store, selected: list[str], cons
     return summary
 
 
+def run_retrieval_layers(plan: RetrievalPlan, encoder, stores: dict[int, object], selected: list[str],
+                         console: Console | None = None, progress: bool = False,
+                         ks: Sequence[int] = KS) -> dict[int, RunSummary]:
+    """``run_retrieval`` for several layers at once: ``stores[k]`` receives layer k's scores.
+
+    Each language is read once and encoded once (``encoder.encode_layers``: one forward pass keeps
+    every requested layer); a language already done in every layer's store is left alone.
+    """
+    console = console or Console(stderr=True)
+    layers = sorted(stores)
+    summaries = {k: RunSummary() for k in layers}
+    for name in selected:
+        todo = [k for k in layers if not stores[k].is_done(name)]
+        for k in set(layers) - set(todo):
+            summaries[k].already_done.append(name)
+        if not todo:
+            continue
+        try:
+            pairs = _load(plan, name)
+        except LangsampError as err:
+            for k in todo:
+                stores[k].skip(name, str(err))
+                summaries[k].skipped[name] = str(err)
+            console.print(f"[yellow]skipped[/] {name}: {err}", highlight=False, soft_wrap=True)
+            continue
+        scores = score_pairs_layers(pairs, encoder, todo, progress, ks)
+        for k in todo:
+            stores[k].write(name, n=len(pairs), metrics=scores[k], extra=pairs.record_extra())
+            summaries[k].scored.append(name)
+        release_free_memory()
+        headline = HEADLINE_METRIC if HEADLINE_METRIC in scores[todo[0]] else next(iter(scores[todo[0]]))
+        console.print(f"{name}: n={len(pairs)} {headline} by layer " +
+                      " ".join(f"{k}:{scores[k][headline]:.4f}" for k in todo), highlight=False, soft_wrap=True)
+    return summaries
+
+
+def score_pairs_layers(pairs: ParallelPairs, encoder, layers: Sequence[int], progress: bool = False,
+                       ks: Sequence[int] = KS) -> dict[int, dict[str, float]]:
+    """{layer: acc@k} from one encoding of each side (every layer from the same forward pass)."""
+    english = encoder.encode_layers(pairs.english, layers, progress=progress, remember=True)
+    target = encoder.encode_layers(pairs.target, layers, progress=progress)
+    return {k: retrieval_accuracy(target[k], english[k], ks) for k in layers}
+
+
 def release_free_memory() -> None:
     """Hand freed heap pages back to the OS (glibc only; a no-op elsewhere).
 

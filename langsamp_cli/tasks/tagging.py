@@ -1,13 +1,20 @@
 """Token tagging (NER, POS): a token-classification head on the backbone, first sub-token labelled.
 
-Each word is tokenised on its own (a word that yields no piece becomes ``<unk>``, as in the
-official XTREME/Glot500 code); only the first piece of a word carries its label, the other pieces
-and the special tokens get -100. Sentences longer than ``max_length`` pieces are cut like the
-official code does: words past the cut are neither trained on nor scored, and the unit's record
-counts them (``words_truncated``). Scores: seqeval F1 (headline) and token accuracy.
+Inputs are built as the official LangSAMP/XTREME tagging code builds them (``run_tag.py``,
+``utils_tag.py``, ``evaluate_all_{pos,ner}.py``):
 
-Gold tags the model cannot output (not in the training label set) stay in the gold sequence, so
-they count as errors, and are counted per tag in ``unknown_tags``.
+- each word is tokenised on its own; a word with no piece, or with more pieces than fit, becomes
+  one ``<unk>``; only the first piece of a word carries its label (the rest and the specials -100);
+- a sequence is ``<s> pieces </s></s>`` for tokenizers whose sentence pairs use a double separator
+  (XLM-R, RoBERTa: the official ``sep_token_extra=True``), ``<s> pieces </s>`` otherwise;
+- a sentence with more pieces than fit (``max_length`` - 3, or - 2) is not cut: it is split, word by
+  word, into consecutive parts that each fit, and every part is trained on, predicted and scored as
+  its own sequence (the official preprocessing writes the parts as separate sentences). Every word
+  is therefore predicted; the unit's record counts ``split_sentences`` and ``parts``.
+
+Scores: seqeval F1 (headline) and token accuracy. Gold tags the model cannot output (not in the
+training label set) stay in the gold sequence, so they count as errors, and are counted per tag in
+``unknown_tags``.
 """
 
 from __future__ import annotations
@@ -28,9 +35,25 @@ IGNORE = -100
 
 @dataclass
 class EncodedSentence:
+    """One part of a sentence (the whole sentence unless it had to be split)."""
+
     input_ids: list[int]
-    first_pieces: list[int]   # position of each kept word's first piece in input_ids
-    words_cut: int            # words lost to the length limit
+    first_pieces: list[int]   # position of each word's first piece in input_ids
+    start: int = 0            # index of the part's first word in the sentence
+    stop: int = 0             # one past its last word
+
+    @property
+    def words(self) -> slice:
+        return slice(self.start, self.stop)
+
+
+def double_separator(tokenizer) -> bool:
+    """True for tokenizers that separate a pair with two ``</s>`` (RoBERTa, XLM-R).
+
+    The official tagging code ends those inputs with ``</s></s>`` (``sep_token_extra``).
+    """
+    pair = tokenizer("a", "b")["input_ids"]
+    return pair.count(tokenizer.sep_token_id) >= 3
 
 
 class TaggingTask:
@@ -42,6 +65,7 @@ class TaggingTask:
         self.max_length = int(max_length)
         self.eval_batch_size = int(eval_batch_size)
         self.labels: list[str] = []
+        self._tail: tuple | None = None  # (tokenizer, the separator(s) that end its inputs)
 
     # -------------------------------------------------------------- labels and model
     def fit_labels(self, train: TaggedSentences, configured: list[str] | None = None) -> list[str]:
@@ -57,50 +81,65 @@ class TaggingTask:
         return self.labels
 
     def build_model(self, model_name: str) -> torch.nn.Module:
+        """The backbone with a fresh head; ``load_backbone`` refuses a checkpoint missing an encoder weight."""
         from transformers import AutoModelForTokenClassification
 
-        return AutoModelForTokenClassification.from_pretrained(
+        from langsamp_cli.model import load_backbone
+
+        model, _ = load_backbone(
             model_name,
+            AutoModelForTokenClassification,
             num_labels=len(self.labels),
             id2label=dict(enumerate(self.labels)),
             label2id={label: i for i, label in enumerate(self.labels)},
         )
+        return model
 
     # -------------------------------------------------------------- encoding
-    def encode(self, tokenizer, words: list[str]) -> EncodedSentence:
-        pieces_per_word = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
-        budget = self.max_length - 2  # <s> and </s>
-        ids = [tokenizer.cls_token_id]
-        first: list[int] = []
-        for pieces in pieces_per_word:
-            pieces = pieces or [tokenizer.unk_token_id]
-            if len(ids) - 1 >= budget:
-                break
+    def encode(self, tokenizer, words: list[str]) -> list[EncodedSentence]:
+        """The sentence as one or more parts that each fit in ``max_length`` (see the module doc)."""
+        if self._tail is None or self._tail[0] is not tokenizer:
+            self._tail = (tokenizer, [tokenizer.sep_token_id] * (2 if double_separator(tokenizer) else 1))
+        tail = self._tail[1]
+        budget = self.max_length - 1 - len(tail)
+        if budget < 1:
+            raise LangsampError(f"max_length {self.max_length} leaves no room for words next to the special tokens; "
+                                "pass a larger --max-length")
+        pieces_per_word = tokenizer(list(words), add_special_tokens=False)["input_ids"] if words else []
+        parts: list[EncodedSentence] = []
+        ids, first, start = [tokenizer.cls_token_id], [], 0
+        for index, pieces in enumerate(pieces_per_word):
+            if not pieces or len(pieces) > budget:
+                pieces = [tokenizer.unk_token_id]
+            if first and len(ids) - 1 + len(pieces) > budget:
+                parts.append(EncodedSentence(ids + tail, first, start, index))
+                ids, first, start = [tokenizer.cls_token_id], [], index
             first.append(len(ids))
-            ids.extend(pieces[: budget - (len(ids) - 1)])
-        ids.append(tokenizer.sep_token_id)
-        return EncodedSentence(ids, first, len(words) - len(first))
+            ids.extend(pieces)
+        parts.append(EncodedSentence(ids + tail, first, start, len(pieces_per_word)))
+        return parts
 
     def train_loader(self, data: TaggedSentences, tokenizer, batch_size: int, seed: int) -> DataLoader:
         label_ids = {label: i for i, label in enumerate(self.labels)}
         rows = []
         for index, (words, tags) in enumerate(zip(data.tokens, data.tags)):
-            encoded = self.encode(tokenizer, words)
-            labels = [IGNORE] * len(encoded.input_ids)
-            for position, tag in zip(encoded.first_pieces, tags):
-                if tag not in label_ids:
-                    raise LangsampError(f"{data.where(index)}: tag {tag!r} is not in the label set {self.labels}")
-                labels[position] = label_ids[tag]
-            rows.append({"input_ids": encoded.input_ids, "labels": labels})
+            for part in self.encode(tokenizer, words):
+                labels = [IGNORE] * len(part.input_ids)
+                for token, (position, tag) in enumerate(zip(part.first_pieces, tags[part.words]), start=part.start):
+                    if tag not in label_ids:
+                        raise LangsampError(f"{data.where(index, token)}: tag {tag!r} is not in the label set "
+                                            f"{self.labels}")
+                    labels[position] = label_ids[tag]
+                rows.append({"input_ids": part.input_ids, "labels": labels})
         generator = torch.Generator().manual_seed(int(seed))
         return DataLoader(rows, batch_size=batch_size, shuffle=True, generator=generator,
                           collate_fn=_Collator(tokenizer))
 
     # -------------------------------------------------------------- prediction and scoring
     def predict(self, model, tokenizer, sentences: list[list[str]], runtime: Runtime,
-                progress: bool = False) -> tuple[list[list[str]], int]:
-        """Predicted tags for the words that fit in ``max_length``, and how many words were cut."""
-        encoded = [self.encode(tokenizer, words) for words in sentences]
+                progress: bool = False) -> tuple[list[list[str]], list[EncodedSentence]]:
+        """Predicted tags per sentence part (every word of every sentence), and the parts."""
+        encoded = [part for words in sentences for part in self.encode(tokenizer, words)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
         predicted: dict[int, list[str]] = {}
         collate = _Collator(tokenizer)
@@ -114,17 +153,25 @@ class TaggingTask:
                 for row, i in zip(best, chunk):
                     predicted[i] = [self.labels[row[p]] for p in encoded[i].first_pieces]
                 bars.advance(task, len(chunk))
-        return [predicted[i] for i in range(len(encoded))], sum(e.words_cut for e in encoded)
+        return [predicted[i] for i in range(len(encoded))], encoded
 
     def evaluate(self, model, tokenizer, data: TaggedSentences, runtime: Runtime,
                  progress: bool = False) -> tuple[dict[str, float], dict]:
-        predicted, cut = self.predict(model, tokenizer, data.tokens, runtime, progress)
-        gold = [tags[: len(pred)] for tags, pred in zip(data.tags, predicted)]
+        predicted, parts = self.predict(model, tokenizer, data.tokens, runtime, progress)
+        # One gold sequence per part, as the official scorer sees the split sentences.
+        gold_by_sentence = iter(data.tags)
+        gold, tags = [], None
+        for part in parts:
+            if part.start == 0:
+                tags = next(gold_by_sentence)
+            gold.append(list(tags[part.words]))
         known = set(self.labels)
         unknown = Counter(tag for tags in gold for tag in tags if tag not in known)
         extra = {"n": len(data), "tokens": data.n_tokens, "source": data.source, **data.notes}
-        if cut:
-            extra["words_truncated"] = cut
+        if len(parts) > len(data):
+            extra["split_sentences"] = sum(1 for before, part in zip(parts, parts[1:])
+                                           if before.start == 0 and part.start > 0)
+            extra["parts"] = len(parts)
         if unknown:
             extra["unknown_tags"] = dict(sorted(unknown.items()))
         return tagging_metrics(gold, predicted), extra

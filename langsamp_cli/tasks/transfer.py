@@ -4,8 +4,9 @@ Protocol: fine-tune on the source language's train split (English by default), k
 with the best source dev score, then score every target language's test split, once per seed.
 
 Units are (seed, language): each writes its own result file through :class:`ResultStore`, a rerun
-skips finished units, and when every selected language of a seed is done the seed's fine-tuning
-is skipped too. ``--shard i/N`` takes a slice of the languages.
+skips units finished by the same model (content fingerprint) with the same settings (others are
+recomputed), and when every selected language of a seed is done the seed's fine-tuning is skipped
+too. ``--shard i/N`` takes a slice of the languages.
 
 The fine-tuned model of a seed is kept in ``<seed dir>/model`` (written atomically, with
 ``finetune.json`` holding the training key and outcome) so a resumed run, another shard, or new
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import shutil
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ from langsamp_cli.errors import LangsampError
 from langsamp_cli.finetune import Runtime, TrainOutcome, TrainSettings, finetune, set_seed
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json
 
+SAMPLE_SEED = 0  # the --max-eval-samples / --max-train-samples draw (the same for every fine-tuning seed)
 TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "patience", "weight_decay", "adam_epsilon",
               "max_grad_norm", "scheduler", "warmup_ratio")
 
@@ -80,6 +84,56 @@ def parse_seeds(value: str | int | list | None, default: int = 1) -> list[int]:
     return sorted(seeds)
 
 
+def take_sample(data, n: int | None, seed: int = SAMPLE_SEED):
+    """``n`` rows of ``data`` drawn with ``random.Random(seed)``, stratified by label when it has labels.
+
+    Files are often sorted by label (SIB-200 test sets start with a run of one category), so the
+    first ``n`` rows would score one or two classes. Each label gets its share of ``n`` (largest
+    remainders round up); rows keep their file order. The draw is recorded in the data's notes
+    (``sample``: seed, n, of, per_class), which end up in the unit's record. All fine-tuning seeds
+    use the same sample.
+    """
+    if n is None or int(n) >= len(data):
+        return data
+    n = int(n)
+    if n < 1:
+        raise LangsampError(f"--max-eval-samples/--max-train-samples {n}: use a positive number of rows")
+    labels = getattr(data, "labels", None)
+    keep = stratified_indices(labels, n, seed) if labels is not None else \
+        sorted(random.Random(seed).sample(range(len(data)), n))
+    record = {"seed": seed, "n": n, "of": len(data), "method": "stratified" if labels is not None else "random"}
+    if labels is not None:
+        record["per_class"] = dict(sorted(Counter(labels[i] for i in keep).items()))
+    return _subset(data, keep, {"sample": record})
+
+
+def stratified_indices(labels: list[str], n: int, seed: int) -> list[int]:
+    """Sorted indices of ``n`` rows, each label's count proportional to its share (largest remainder)."""
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    names = sorted(by_label)
+    exact = {name: n * len(by_label[name]) / len(labels) for name in names}
+    quota = {name: int(exact[name]) for name in names}
+    by_remainder = sorted(names, key=lambda name: (-(exact[name] - quota[name]), name))
+    for name in by_remainder[: n - sum(quota.values())]:
+        quota[name] += 1
+    rng = random.Random(seed)
+    return sorted(i for name in names for i in rng.sample(by_label[name], quota[name]))
+
+
+def _subset(data, keep: list[int], note: dict):
+    if hasattr(data, "subset"):
+        return data.subset(keep, note)
+    from dataclasses import replace
+
+    def pick(values):
+        return [values[i] for i in keep] if values else values
+
+    return replace(data, tokens=pick(data.tokens), tags=pick(data.tags), lines=pick(data.lines),
+                   tag_lines=pick(data.tag_lines), notes={**data.notes, **note})
+
+
 def train_settings(settings: dict, seed: int) -> TrainSettings:
     return TrainSettings(seed=seed, **{k: settings[k] for k in TRAIN_KEYS if settings.get(k) is not None})
 
@@ -97,6 +151,7 @@ class TransferRunner:
         self.progress = progress
         self._runtime: Runtime | None = None
         self._tokenizer = None
+        self._fingerprint: str | None = None
         _quiet_transformers()
 
     @property
@@ -115,6 +170,13 @@ class TransferRunner:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.settings["model"])
         return self._tokenizer
 
+    @property
+    def model_fingerprint(self) -> str:
+        """Content hash of the model (results are reused only for the same one)."""
+        if self._fingerprint is None:
+            self._fingerprint = _model_stamp(self.settings["model"])
+        return self._fingerprint
+
     def run(self, seeds: list[int], languages: list[str], overwrite: bool = False) -> TransferSummary:
         summary = TransferSummary()
         for seed in seeds:
@@ -124,9 +186,12 @@ class TransferRunner:
     def _run_seed(self, seed: int, languages: list[str], overwrite: bool, summary: TransferSummary) -> None:
         from langsamp_cli.results import ResultStore
 
-        config = {**self.settings, "seed": seed, "source_lang": self.data.source_lang}
+        # batch size and precision are run-only for retrieval but change a fine-tuned model's numbers
+        finetune_settings = {**{k: self.settings.get(k) for k in TRAIN_KEYS},
+                             "mixed_precision": self.settings.get("mixed_precision") or "auto"}
+        config = {**self.settings, "seed": seed, "source_lang": self.data.source_lang, "finetune": finetune_settings}
         store = ResultStore(Path(self.settings["output_dir"]), self.task.name, self.settings["model"], seed, config,
-                            self.task.headline, overwrite=overwrite)
+                            self.task.headline, overwrite=overwrite, fingerprint=self.model_fingerprint)
         todo = [lang for lang in languages if not store.is_done(lang)]
         summary.already_done += [(seed, lang) for lang in languages if lang not in todo]
         if not todo:
@@ -145,7 +210,7 @@ class TransferRunner:
             if lang in self.data.problems:
                 raise LangsampError(self.data.problems[lang])
             target = self.data.targets[lang]()
-            target = target.head(self.settings.get("max_eval_samples"))
+            target = take_sample(target, self.settings.get("max_eval_samples"))
             metrics, extra = self.task.evaluate(model, self.tokenizer, target, self.runtime, self.progress)
         except LangsampError as err:
             store.skip(lang, str(err))
@@ -164,8 +229,8 @@ class TransferRunner:
 
     # -------------------------------------------------------------- fine-tuning (or reuse)
     def _model_for_seed(self, seed: int, seed_dir: Path, overwrite: bool, summary: TransferSummary):
-        train = self.data.train().head(self.settings.get("max_train_samples"))
-        dev = self.data.dev().head(self.settings.get("max_eval_samples"))
+        train = take_sample(self.data.train(), self.settings.get("max_train_samples"))
+        dev = take_sample(self.data.dev(), self.settings.get("max_eval_samples"))
         self.task.fit_labels(train, self.settings.get("labels"))
         key = self._training_key(seed, train, dev)
         cached = seed_dir / "model"
@@ -205,7 +270,9 @@ class TransferRunner:
 
     def _training_record(self, train, dev) -> dict:
         return {"source_lang": self.data.source_lang, "train_n": len(train), "dev_n": len(dev),
-                "train_source": train.source, "dev_source": dev.source, "labels": self.task.labels}
+                "train_source": train.source, "dev_source": dev.source, "labels": self.task.labels,
+                **{f"{name}_sample": part.notes["sample"] for name, part in (("train", train), ("dev", dev))
+                   if part.notes.get("sample")}}
 
     def _training_key(self, seed: int, train, dev) -> str:
         files = [_file_stamp(p) for p in self.data.source_files]
@@ -213,6 +280,7 @@ class TransferRunner:
             "model": _model_stamp(self.settings["model"]), "task": self.task.name, "seed": seed,
             "source_lang": self.data.source_lang, "files": files, "train_n": len(train), "dev_n": len(dev),
             "labels": self.task.labels, "max_length": self.task.max_length,
+            "samples": [train.notes.get("sample"), dev.notes.get("sample")],
             "train": {k: self.settings.get(k) for k in TRAIN_KEYS},
             "mixed_precision": self.runtime.mixed_precision,
             **{k: self.settings.get(k) for k in ("entity_types",) if self.settings.get(k) is not None},

@@ -1,0 +1,129 @@
+"""Input assembly for the transfer tasks: discover each dataset's files and build a TransferData plan.
+
+Readers (``data/taxi1500.py``, ``data/sib200.py``, ``data/conll.py``, ``data/conllu.py``) parse one
+file each; this module picks the files of a ``--data-dir``, joins Taxi1500's official English test
+labels onto other Bibles, and reports every file it could not use (``not used name: why``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from langsamp_cli.errors import LangsampError
+
+
+def build_transfer_data(task: str, settings: dict[str, Any], console: Console,
+                        bibles: list[Path] | None = None, bible_dir: Path | None = None):
+    """The task's TransferData from ``settings`` (data_dir, source_lang, train_file/dev_file, labels...)."""
+    if task == "taxi1500":
+        return taxi1500_data(settings, bibles, bible_dir, console)
+    builders: dict[str, Callable[[dict, Console], Any]] = {"sib200": sib200_data, "ner": ner_data, "pos": pos_data}
+    if task not in builders:
+        raise LangsampError(f"{task}: not a transfer task; use one of taxi1500, {', '.join(builders)}")
+    if bibles or bible_dir:
+        raise LangsampError(f"--bible/--bible-dir: only Taxi1500 takes Bible targets, not {task}")
+    return builders[task](settings, console)
+
+
+def taxi1500_data(settings: dict, bibles: list[Path] | None, bible_dir: Path | None, console: Console):
+    from langsamp_cli.data.taxi1500 import discover_taxi1500, read_taxi1500_tsv
+    from langsamp_cli.tasks.transfer import add_bible_targets, plan_from_files
+
+    data_dir = _data_dir(settings)
+    files, problems = discover_taxi1500(data_dir)
+    print_problems(problems, console)
+    data = plan_from_files("taxi1500", files, read_taxi1500_tsv, settings["source_lang"], str(data_dir))
+    from_folder, named = bible_dir_files(bible_dir, console), named_bibles(bibles)
+    if from_folder or named:
+        official = files.get("eng_Latn", {}).get("test")
+        if official is None:
+            raise LangsampError(f"{data_dir}: Bible targets need the official eng_test.tsv (its verse ids and labels)")
+        add_bible_targets(data, from_folder, official, replace=False, console=console)
+        add_bible_targets(data, named, official, replace=True, console=console)
+    return data
+
+
+def bible_dir_files(bible_dir: Path | None, console: Console) -> dict[str, Path]:
+    from langsamp_cli.data.bible import discover_bibles
+
+    if bible_dir is None:
+        return {}
+    if not Path(bible_dir).is_dir():
+        raise LangsampError(f"--bible-dir {bible_dir} is not a directory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # other editions are printed below
+        collection = discover_bibles(bible_dir)
+    print_problems(collection.problems, console)
+    for lang, extra in collection.other_editions.items():
+        print_problems({p.name: f"{lang} already comes from {collection.files[lang].name}" for p in extra}, console)
+    return dict(collection.files)
+
+
+def named_bibles(bibles: list[Path] | None) -> dict[str, Path]:
+    from langsamp_cli.data.bible import bible_language
+
+    found: dict[str, Path] = {}
+    for path in bibles or []:
+        if not Path(path).is_file():
+            raise LangsampError(f"--bible {path}: file not found")
+        found[bible_language(path)] = Path(path)
+    return found
+
+
+def sib200_data(settings: dict, console: Console):
+    from langsamp_cli.data.sib200 import discover_sib200, read_labels_file, read_sib200_tsv
+    from langsamp_cli.tasks.transfer import plan_from_files
+
+    data_dir = _data_dir(settings)
+    files, problems = discover_sib200(data_dir)
+    print_problems(problems, console)
+
+    def read(path: Path):
+        return read_sib200_tsv(path, read_labels_file(path.parent))
+
+    return plan_from_files("sib200", files, read, settings["source_lang"], str(data_dir))
+
+
+def ner_data(settings: dict, console: Console):
+    from langsamp_cli.data.conll import discover_tagging, normalize_ner, read_tagged_file
+    from langsamp_cli.tasks.transfer import plan_from_files
+
+    data_dir = _data_dir(settings)
+    found = discover_tagging(data_dir, extensions=("iob2",))
+    print_problems(found.problems, console)
+    entity_types = list(settings["entity_types"])
+
+    def read(path: Path):
+        return normalize_ner(read_tagged_file(path), entity_types)
+
+    return plan_from_files("ner", found.files, read, settings["source_lang"], str(data_dir),
+                           settings.get("train_file"), settings.get("dev_file"))
+
+
+def pos_data(settings: dict, console: Console):
+    from langsamp_cli.data.conllu import UPOS_TAGS, discover_treebanks, read_pos_file
+    from langsamp_cli.tasks.transfer import plan_from_files
+
+    settings.setdefault("labels", list(UPOS_TAGS))
+    data_dir = _data_dir(settings)
+    found = discover_treebanks(data_dir)
+    print_problems(found.problems, console)
+    return plan_from_files("pos", found.files, read_pos_file, settings["source_lang"], str(data_dir),
+                           settings.get("train_file"), settings.get("dev_file"))
+
+
+def _data_dir(settings: dict) -> Path:
+    from langsamp_cli.data.parallel import check_data_dir
+
+    return check_data_dir(settings.get("data_dir"))
+
+
+def print_problems(problems: dict[str, str], console: Console) -> None:
+    for name, reason in problems.items():
+        console.print(f"[yellow]not used[/] {escape(f'{name}: {reason}')}", highlight=False, soft_wrap=True, emoji=False)

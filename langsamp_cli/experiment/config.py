@@ -1,0 +1,242 @@
+"""Experiment YAML -> a validated :class:`ExperimentConfig` (everything checkable before hours of pretraining)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langsamp_cli.errors import LangsampError
+from langsamp_cli.io_utils import read_yaml_mapping
+
+VARIANTS = ("vanilla", "lang", "script", "both")
+VARIANT_FLAGS = {"vanilla": (False, False), "lang": (True, False), "script": (False, True), "both": (True, True)}
+EVAL_TASKS = ("sr-b", "sr-t", "taxi1500", "sib200", "ner", "pos")
+RUNNERS = ("subprocess", "inprocess")
+BASELINE = "vanilla"
+# Settings the experiment sets itself for each stage (a config may not override them).
+RESERVED = {"pretrain": {"output_dir", "lang_emb", "script_emb"},
+            "eval": {"model", "output_dir", "overwrite", "shard", "config"},
+            "similarity": {"model", "compare", "output_dir"},
+            "plots": {"model", "output_dir", "table"}}
+# Keys whose value is a path that must exist before anything runs (pre-flight check).
+PATH_KEYS = {"data_dir", "bible_dir", "english_bible", "train_file", "dev_file", "bible", "lang_map", "tokenizer",
+             "corpus"}
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """What only the CLI knows: each `langsamp` command's options, and how to run one in this process.
+
+    Stages are `langsamp` command lines (their signature, log header and dry-run listing). The library
+    never imports the CLI, which sits above it: `langsamp experiment` hands in its own. Without one,
+    stage settings are not checked against the commands' options before the run (the command rejects
+    them when its stage starts), and command stages run as subprocesses even with ``runner: inprocess``.
+    """
+
+    options: Callable[[list[str]], set[str]]  # ["eval", "sr-t"] -> {"--pairs", "--no-cache", ...}
+    invoke: Callable[[list[str]], int]        # argv -> exit code
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    source: str                                   # the YAML it came from
+    output_dir: Path
+    data_root: Path
+    variants: list[str]
+    pretrain: dict[str, Any]                      # PretrainConfig fields + preset + launcher
+    tasks: dict[str, dict[str, Any]]              # eval task -> its flags
+    similarity: dict[str, Any] | None             # `langsamp similarity` flags; None = no similarity stage
+    plots: dict[str, Any] | None                  # `langsamp plot-embeddings` flags; None = no plots
+    report: dict[str, Any] = field(default_factory=dict)  # metric, scale
+    description: str = ""                         # Markdown shown at the top of index.md
+    runner: str = "subprocess"
+    cache_dir: Path | None = None                 # embedding cache ($LANGSAMP_CACHE of every stage)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+def experiments_dir() -> Path:
+    from langsamp_cli.task_config import config_dir
+
+    return config_dir() / "experiments"
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A YAML path, or a preset name (``cpu-demo`` -> langsamp_cli/task_configs/experiments/cpu-demo.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = experiments_dir() / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    known = ", ".join(sorted(p.stem for p in experiments_dir().glob("*.yaml"))) or "none"
+    raise LangsampError(f"{name_or_path}: no such experiment file; pass a YAML path or a preset ({known})")
+
+
+def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None,
+                           cli: CommandLine | None = None) -> ExperimentConfig:
+    """Read, override (flags win), substitute ``{data_root}`` and validate an experiment YAML."""
+    path = resolve_config_path(name_or_path)
+    raw = _read_yaml(path)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    known = {"name", "description", "output_dir", "data_root", "variants", "pretrain", "tasks", "similarity",
+             "plots", "report", "runner", "cache_dir"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise LangsampError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    data_root = Path(overrides.get("data_root") or raw.get("data_root") or ".")
+    output_dir = Path(overrides.get("output_dir") or raw.get("output_dir") or f"runs/experiment-{path.stem}")
+    pretrain = _mapping(raw.get("pretrain"), path, "pretrain")
+    for key in ("max_steps", "corpus"):
+        if overrides.get(key) is not None:
+            pretrain[key] = overrides[key]
+    tasks = _mapping(raw.get("tasks"), path, "tasks")
+    if overrides.get("tasks") is not None:
+        tasks = _select_tasks(tasks, overrides["tasks"], path)
+    config = ExperimentConfig(
+        name=str(raw.get("name") or path.stem),
+        source=str(path),
+        output_dir=output_dir,
+        data_root=data_root,
+        variants=_variants(overrides.get("variants", raw.get("variants", list(VARIANTS))), path),
+        pretrain=_substitute(pretrain, data_root),
+        tasks={task: _substitute(_mapping(flags, path, f"tasks.{task}"), data_root) for task, flags in tasks.items()},
+        similarity=_optional_section(raw, "similarity", path, data_root),
+        plots=_optional_section(raw, "plots", path, data_root),
+        report=_mapping(raw.get("report"), path, "report"),
+        description=str(raw.get("description") or "").strip(),
+        runner=str(overrides.get("runner") or raw.get("runner") or "subprocess"),
+        cache_dir=Path(raw["cache_dir"]) if raw.get("cache_dir") else None,
+    )
+    validate(config, cli)
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    return read_yaml_mapping(path)
+
+
+def _mapping(value: Any, path: Path, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LangsampError(f"{path}: '{where}' must be a mapping of settings, got {type(value).__name__}")
+    return {str(k).replace("-", "_") if where != "tasks" else str(k): v for k, v in value.items()}
+
+
+def _optional_section(raw: dict, key: str, path: Path, data_root: Path) -> dict[str, Any] | None:
+    """Absent or false -> None (stage off); true or a mapping -> its flags."""
+    value = raw.get(key)
+    if value is None or value is False:
+        return None
+    return _substitute({} if value is True else _mapping(value, path, key), data_root)
+
+
+def _variants(value: Any, path: Path) -> list[str]:
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value or []]
+    items = list(dict.fromkeys(v for v in items if v))
+    bad = [v for v in items if v not in VARIANTS]
+    if bad or not items:
+        raise LangsampError(f"{path}: variants {', '.join(bad) or '(none)'}: choose from {', '.join(VARIANTS)}")
+    return sorted(items, key=VARIANTS.index)
+
+
+def _select_tasks(tasks: dict[str, Any], chosen: str | list[str], path: Path) -> dict[str, Any]:
+    names = [t.strip() for t in chosen.split(",")] if isinstance(chosen, str) else list(chosen)
+    missing = [t for t in names if t and t not in tasks]
+    if missing:
+        raise LangsampError(f"--tasks {', '.join(missing)}: not configured in {path} (it has "
+                            f"{', '.join(tasks) or 'no tasks'}); add a tasks.<name> section first")
+    return {t: tasks[t] for t in names if t}
+
+
+def _substitute(value: Any, data_root: Path) -> Any:
+    """``{data_root}`` in any string value becomes the data root."""
+    if isinstance(value, str):
+        return value.replace("{data_root}", str(data_root))
+    if isinstance(value, dict):
+        return {k: _substitute(v, data_root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, data_root) for v in value]
+    return value
+
+
+def validate(config: ExperimentConfig, cli: CommandLine | None = None) -> None:
+    """Everything that can be checked before hours of pretraining: settings, flags, variants, runner."""
+    where = config.source
+    if config.runner not in RUNNERS:
+        raise LangsampError(f"{where}: runner '{config.runner}': choose {' or '.join(RUNNERS)}")
+    bad_tasks = [t for t in config.tasks if t not in EVAL_TASKS]
+    if bad_tasks:
+        raise LangsampError(f"{where}: tasks {', '.join(bad_tasks)} unknown; choose from {', '.join(EVAL_TASKS)}")
+    pretrain_settings(config)  # unknown/invalid pretraining settings fail here
+    sections = [(["eval", task], flags, RESERVED["eval"], f"tasks.{task}") for task, flags in config.tasks.items()]
+    if config.similarity is not None:
+        sections.append((["similarity"], config.similarity, RESERVED["similarity"], "similarity"))
+    if config.plots is not None:
+        sections.append((["plot-embeddings"], config.plots, RESERVED["plots"], "plots"))
+    for command, flags, reserved, section in sections:
+        _check_flags(command, flags, reserved, f"{where}: {section}", cli)
+
+
+def _check_flags(command: list[str], flags: dict[str, Any], reserved: set[str], where: str,
+                 cli: CommandLine | None) -> None:
+    options = cli.options(command) if cli is not None else None
+    for key in flags:
+        if key in reserved:
+            raise LangsampError(f"{where}.{key}: set by the experiment itself; remove it")
+        if options is not None and _flag(key) not in options:
+            raise LangsampError(f"{where}.{key}: `langsamp {' '.join(command)}` has no --{_flag(key)[2:]}; "
+                                f"known: {', '.join(sorted(o[2:].replace('-', '_') for o in options))}")
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def flags_to_argv(flags: dict[str, Any]) -> list[str]:
+    """{key: value} -> CLI arguments: lists become comma lists, booleans --x / --no-x, None is left out."""
+    argv: list[str] = []
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(_flag(key) if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, list):
+            argv += [_flag(key), ",".join(map(str, value))]
+        else:
+            argv += [_flag(key), str(value)]
+    return argv
+
+
+def pretrain_settings(config: ExperimentConfig) -> Any:
+    """The resolved PretrainConfig every variant shares (validated by the pretrain module itself)."""
+    from langsamp_cli.pretrain.config import build_config
+
+    values = {k: v for k, v in config.pretrain.items() if k not in ("preset", "launcher")}
+    reserved = sorted(set(values) & RESERVED["pretrain"])
+    if reserved:
+        raise LangsampError(f"{config.source}: pretrain.{reserved[0]} is set by the experiment itself; remove it")
+    try:
+        return build_config(config.pretrain.get("preset", "demo"), None, values)
+    except TypeError as err:
+        raise LangsampError(f"{config.source}: pretrain: {err}") from None
+
+
+def missing_paths(config: ExperimentConfig) -> list[str]:
+    """'section.key: path' for every configured input path that does not exist."""
+    sections = {"pretrain": config.pretrain, **{f"tasks.{t}": f for t, f in config.tasks.items()},
+                "similarity": config.similarity or {}}
+    missing = []
+    for section, flags in sections.items():
+        for key, value in flags.items():
+            values = value if isinstance(value, list) else [value]
+            if key in PATH_KEYS and value is not None:
+                missing += [f"{section}.{key}: {v}" for v in values if not Path(str(v)).exists()]
+    return missing

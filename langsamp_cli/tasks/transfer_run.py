@@ -1,0 +1,167 @@
+"""Library entry point for zero-shot transfer: settings -> data -> fine-tune/score -> typed summary.
+
+``run_transfer("sib200", {"model": ..., "data_dir": ...})`` is what `langsamp eval sib200` does
+(the command only parses flags, calls this and prints); `langsamp donor --evaluate` and the
+experiment call it too. Values come from, in rising priority: :data:`DEFAULTS` (the paper's
+Appendix A; settings the task YAMLs do not carry), the task YAML
+(``langsamp_cli/task_configs/<task>.yaml``, then ``config``), then ``flags``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from langsamp_cli.errors import LangsampError
+
+
+COMMON = {
+    "source_lang": "eng_Latn",
+    "seeds": "1",
+    "output_dir": "results",
+    "patience": None,
+    "weight_decay": 0.0,
+    "adam_epsilon": 1e-8,
+    "max_grad_norm": 1.0,
+    "scheduler": "linear",
+    "warmup_ratio": 0.0,
+    "eval_batch_size": 32,
+    "max_length": 256,
+    "mixed_precision": "auto",
+    "device": None,
+    "keep_model": True,
+}
+CLASSIFICATION = {"lr": 1e-5, "epochs": 40, "batch_size": 8, "grad_accum": 2}
+TAGGING = {"lr": 2e-5, "epochs": 10, "batch_size": 8, "grad_accum": 4}
+DEFAULTS = {
+    "taxi1500": {**COMMON, **CLASSIFICATION,
+                 "labels": ["Description", "Faith", "Grace", "Recommendation", "Sin", "Violence"]},
+    "sib200": {**COMMON, **CLASSIFICATION,
+               "labels": ["entertainment", "geography", "health", "politics", "science/technology", "sports",
+                          "travel"]},
+    "ner": {**COMMON, **TAGGING, "entity_types": ["PER", "ORG", "LOC"],
+            "labels": ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]},
+    "pos": {**COMMON, **TAGGING},  # labels: the 17 UPOS tags (data/conllu.py)
+}
+TRANSFER_TASKS = tuple(DEFAULTS)
+
+
+@dataclass
+class TransferRunResult:
+    """What one transfer run did and scored (the unit files on disk hold the full records)."""
+
+    task: str
+    metric: str                                                  # the headline metric of ``scores``
+    seeds: list[int]
+    languages: list[str]                                         # the languages asked for (this shard)
+    scores: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> language -> headline score
+    skipped: dict[int, dict[str, str]] = field(default_factory=dict)   # seed -> language -> why (this run or before)
+    newly_scored: list[tuple[int, str]] = field(default_factory=list)
+    newly_skipped: list[tuple[int, str]] = field(default_factory=list)
+    already_done: list[tuple[int, str]] = field(default_factory=list)
+    trained_seeds: list[int] = field(default_factory=list)
+    reused_seeds: list[int] = field(default_factory=list)
+    results: list[Path] = field(default_factory=list)            # one results.json per seed
+
+    def score(self, language: str, seed: int | None = None) -> float | None:
+        """The headline score of ``language`` for ``seed`` (default: the first seed); None if skipped."""
+        return self.scores.get(self.seeds[0] if seed is None else seed, {}).get(language)
+
+    def describe(self) -> str:
+        return (f"{self.task}: seeds {','.join(map(str, self.seeds))}; {len(self.newly_scored)} units scored, "
+                f"{len(self.newly_skipped)} skipped, {len(self.already_done)} already done; "
+                f"fine-tuned {len(self.trained_seeds)}, reused {len(self.reused_seeds)}")
+
+
+def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = None) -> dict[str, Any]:
+    """DEFAULTS < task YAML < ``config`` < ``flags`` (None values in ``flags`` mean "not given")."""
+    from langsamp_cli.task_config import load_task_config
+
+    if task not in DEFAULTS:
+        raise LangsampError(f"{task}: not a transfer task; use one of {', '.join(DEFAULTS)}")
+    overrides = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
+    loaded = load_task_config(task, overrides, config_file=config)
+    settings = {**DEFAULTS[task], **{k: v for k, v in loaded.items() if v is not None}}
+    if not settings.get("model"):
+        raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
+    return settings
+
+
+def build_task(task: str, settings: dict[str, Any]):
+    """The task object (classification or tagging) the runner fine-tunes and scores with."""
+    from langsamp_cli.tasks.classification import ClassificationTask
+    from langsamp_cli.tasks.tagging import TaggingTask
+
+    kind = ClassificationTask if task in ("taxi1500", "sib200") else TaggingTask
+    return kind(settings.get("task", task), max_length=int(settings["max_length"]),
+                eval_batch_size=int(settings["eval_batch_size"]))
+
+
+def run_transfer(task: str, flags: dict[str, Any], *, config: Path | None = None, overwrite: bool = False,
+                 shard: str | None = None, bibles: list[Path] | None = None, bible_dir: Path | None = None,
+                 max_seeds: int | None = None, console: Console | None = None,
+                 progress: bool | None = None) -> TransferRunResult:
+    """Fine-tune on the source language and score every selected target language, once per seed.
+
+    ``flags`` are the task's settings by name (model, data_dir, languages, seeds, lr, ...).
+    ``max_seeds`` keeps only the first N configured seeds (the donor study uses one).
+    """
+    from langsamp_cli.data.transfer_inputs import build_transfer_data
+    from langsamp_cli.results import parse_shard, select_shard
+    from langsamp_cli.tasks import requested_languages
+    from langsamp_cli.tasks.transfer import TransferRunner, parse_seeds, restrict_languages, train_settings
+
+    console = console or Console(stderr=True, emoji=False)
+    settings = resolve_settings(task, flags, config)
+    seeds = parse_seeds(settings.pop("seeds", None))[:max_seeds]
+    train_settings(settings, seeds[0])  # bad training values fail before any data is read
+    requested, any_script = requested_languages(settings.get("languages"))
+    data = build_transfer_data(task, settings, console, bibles, bible_dir)
+    data = restrict_languages(data, requested, str(settings.get("data_dir")), any_script)
+    languages = select_shard(data.names(), parse_shard(shard))
+    _check_model(settings, explicit_max_length=flags.get("max_length") is not None)
+    runner = TransferRunner(build_task(task, settings), data, settings, console,
+                            progress=sys.stderr.isatty() if progress is None else progress)
+    summary = runner.run(seeds, languages, overwrite=overwrite)
+    result = TransferRunResult(task, runner.task.headline, seeds, languages, newly_scored=summary.scored,
+                               newly_skipped=list(summary.skipped), already_done=summary.already_done,
+                               trained_seeds=summary.trained_seeds, reused_seeds=summary.reused_seeds,
+                               results=summary.results)
+    for seed, results_json in zip(seeds, summary.results):
+        result.scores[seed], result.skipped[seed] = unit_scores(Path(results_json).parent, languages,
+                                                                runner.task.headline)
+    return result
+
+
+def _check_model(settings: dict, explicit_max_length: bool) -> None:
+    """After the cheap checks (flags, data, languages), before any model loads: is the model there, what fits it."""
+    from langsamp_cli.model_source import resolve_model
+    from langsamp_cli.tasks import fit_max_length
+
+    settings["model"] = resolve_model(str(settings["model"]))
+    fit_max_length(settings, Console(stderr=True, emoji=False), explicit=explicit_max_length)
+
+
+def unit_scores(run_dir: Path, languages: list[str], metric: str) -> tuple[dict[str, float], dict[str, str]]:
+    """(language -> ``metric``, language -> why skipped) from a seed folder's unit files."""
+    from langsamp_cli.results import UNITS_DIR, unit_file_name
+
+    scores: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for language in languages:
+        path = Path(run_dir) / UNITS_DIR / unit_file_name(language)
+        if not path.is_file():
+            skipped[language] = f"no result file {path}"
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        value = (record.get("metrics") or {}).get(metric)
+        if value is None:
+            skipped[language] = str(record.get("reason") or f"no {metric} in {path}")
+        else:
+            scores[language] = float(value)
+    return scores, skipped

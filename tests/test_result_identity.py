@@ -1,0 +1,141 @@
+"""A result belongs to its model and settings: stale units are recomputed, mixed runs are not averaged."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from langsamp_cli.errors import LangsampError
+from langsamp_cli.results import ResultStore, settings_hash, unit_mismatch
+from langsamp_cli.tiny import build_tiny_model
+from tests.conftest import all_sample_texts
+from test_retrieval import ENGLISH_WORDS, OTHER_WORDS, results_of, run_cli, sentences, write_lines
+
+
+@pytest.fixture()
+def tatoeba(tmp_path: Path) -> Path:
+    data = tmp_path / "tatoeba"
+    data.mkdir()
+    english = sentences(ENGLISH_WORDS, 40, seed=5)
+    for lang, seed in (("deu_Latn", 6), ("fra_Latn", 7)):
+        write_lines(data / f"tatoeba.{lang}-eng_Latn.{lang}", sentences(OTHER_WORDS[lang], 40, seed=seed))
+        write_lines(data / f"tatoeba.{lang}-eng_Latn.eng_Latn", english)
+    return data
+
+
+def _sr_t(model: Path, data: Path, out: Path, *extra: str) -> dict:
+    args = ["eval", "sr-t", "--model", str(model), "--data-dir", str(data), "--output-dir", str(out),
+            "--batch-size", "8", "--no-cache", *extra]
+    assert run_cli(args) == 0
+    return {r["lang_script"]: r for r in results_of(out)["languages"]}
+
+
+def test_a_model_replaced_at_the_same_path_is_scored_again(tmp_path: Path, tatoeba: Path, capsys) -> None:
+    model = tmp_path / "model"
+    build_tiny_model(all_sample_texts(), model, vocab_size=300, seed=1)
+    out = tmp_path / "results"
+    old = _sr_t(model, tatoeba, out, "--languages", "deu_Latn")
+    shutil.rmtree(model)
+    build_tiny_model(all_sample_texts(), model, vocab_size=300, seed=2)  # new weights, same path
+    capsys.readouterr()
+    rerun = _sr_t(model, tatoeba, out, "--languages", "deu_Latn")
+    err = capsys.readouterr().err
+    assert "deu_Latn: stored result was made with another model" in err and "0 already done" in err
+    fresh = _sr_t(model, tatoeba, tmp_path / "fresh", "--languages", "deu_Latn")
+    assert rerun["deu_Latn"]["metrics"] == fresh["deu_Latn"]["metrics"]
+    assert rerun["deu_Latn"]["metrics"] != old["deu_Latn"]["metrics"]
+
+    capsys.readouterr()
+    _sr_t(model, tatoeba, out, "--languages", "deu_Latn")  # same model and settings: reused
+    assert "1 already done" in capsys.readouterr().err
+
+
+def test_changed_pairs_recompute_the_unit_and_leave_stale_ones_out(tiny_model_dir: Path, tatoeba: Path,
+                                                                   tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results"
+    first = _sr_t(tiny_model_dir, tatoeba, out, "--pairs", "20")
+    assert first["deu_Latn"]["n"] == 20 and first["fra_Latn"]["n"] == 20
+    capsys.readouterr()
+    second = _sr_t(tiny_model_dir, tatoeba, out, "--pairs", "30", "--languages", "deu_Latn")
+    err = capsys.readouterr().err
+    assert "deu_Latn: stored result was made with other settings (pairs: 20 -> 30)" in err
+    assert second["deu_Latn"]["n"] == 30
+    assert "fra_Latn" not in second  # made with --pairs 20: never averaged with the n=30 unit
+    merged = results_of(out)
+    assert [s["lang_script"] for s in merged["stale"]] == ["fra_Latn"]
+    assert merged["groups"]["all"]["n_languages"] == 1
+    assert "left out of results.json (fra_Latn)" in err
+
+
+# ---------------------------------------------------------------------------- the store and report
+def _store(root: Path, seed: int, fingerprint: str, **config) -> ResultStore:
+    return ResultStore(root, "sr-t", "some/model", seed, {"pairs": 1000, "layer": 8, "seed": seed, **config},
+                       "acc@10", fingerprint=fingerprint)
+
+
+def test_unit_reuse_needs_the_same_fingerprint_and_settings(tmp_path: Path) -> None:
+    messages: list[str] = []
+    store = _store(tmp_path, 1, "aaa")
+    store.write("deu_Latn", 10, {"acc@10": 0.5})
+    same = _store(tmp_path, 1, "aaa", output_dir="elsewhere", batch_size=4)  # run-only keys do not count
+    assert same.is_done("deu_Latn")
+    other_model = _store(tmp_path, 1, "bbb")
+    other_model.notify = messages.append
+    assert not other_model.is_done("deu_Latn")
+    other_pairs = _store(tmp_path, 1, "aaa", pairs=200)
+    other_pairs.notify = messages.append
+    assert not other_pairs.is_done("deu_Latn")
+    assert messages == [
+        "deu_Latn: stored result was made with another model (fingerprint aaa, now bbb); recomputing and replacing it",
+        "deu_Latn: stored result was made with other settings (pairs: 1000 -> 200); recomputing and replacing it",
+    ]
+    other_pairs.write("deu_Latn", 10, {"acc@10": 0.7})
+    unit = json.loads(other_pairs.unit_path("deu_Latn").read_text(encoding="utf-8"))
+    assert unit["metrics"] == {"acc@10": 0.7} and unit["settings_hash"] == settings_hash(other_pairs.config)
+    assert unit_mismatch(unit, "aaa", other_pairs.config) is None
+    assert settings_hash({"pairs": 1, "seed": 1}) == settings_hash({"pairs": 1, "seed": 2})
+
+
+def test_report_refuses_to_average_seeds_made_with_different_settings(tmp_path: Path) -> None:
+    from langsamp_cli.report import build_report
+
+    one = _store(tmp_path, 1, "aaa")
+    one.write("deu_Latn", 10, {"acc@10": 0.5})
+    one.finalize()
+    two = _store(tmp_path, 2, "aaa", pairs=200)
+    two.write("deu_Latn", 10, {"acc@10": 0.9})
+    two.finalize()
+    with pytest.raises(LangsampError, match=r"sr-t .*: results made with different settings or model weights "
+                                            r"\(settings \w+, model aaa: seed1; settings \w+, model aaa: seed2\); "
+                                            r"rerun them with the same settings, or pass --allow-mixed") as caught:
+        build_report([tmp_path])
+    assert "\n" not in str(caught.value)
+    report = build_report([tmp_path], allow_mixed=True)
+    assert any(note.startswith("MIXED SETTINGS averaged (--allow-mixed)") for note in report.notes)
+    assert report.groups.set_index("group").loc["all", "mean"] == pytest.approx(70.0)
+
+
+def test_report_averages_seeds_of_one_model_and_settings(tmp_path: Path) -> None:
+    from langsamp_cli.report import build_report
+
+    for seed, value in ((1, 0.5), (2, 0.7)):
+        store = _store(tmp_path, seed, "aaa")
+        store.write("deu_Latn", 10, {"acc@10": value})
+        store.finalize()
+    report = build_report([tmp_path])
+    assert report.groups.set_index("group").loc["all", "mean"] == pytest.approx(60.0)
+    assert not any("MIXED" in note for note in report.notes)
+
+
+def test_report_refuses_a_different_model_at_the_same_path(tmp_path: Path) -> None:
+    from langsamp_cli.report import build_report
+
+    for seed, fingerprint in ((1, "aaa"), (2, "bbb")):
+        store = _store(tmp_path, seed, fingerprint)
+        store.write("deu_Latn", 10, {"acc@10": 0.5})
+        store.finalize()
+    with pytest.raises(LangsampError, match="model aaa: seed1; settings .*, model bbb: seed2"):
+        build_report([tmp_path])
