@@ -87,7 +87,14 @@ def readable_metavars(command) -> object:
             param.metavar = _option_metavar(param)
     for sub in getattr(command, "commands", {}).values():
         readable_metavars(sub)
+        if sub.help and not sub.short_help:
+            sub.short_help = _first_sentence(sub.help)  # click would cut it at 45 characters with '...'
     return command
+
+
+def _first_sentence(text: str) -> str:
+    first = " ".join(text.strip().split("\n\n")[0].split())
+    return first.split(". ")[0].rstrip(".")
 
 
 def _option_metavar(option) -> str:

@@ -184,6 +184,8 @@ def main() -> int:
             transcripts.append((step, output, seconds, code))
         if not args.only or page.name in args.only:
             (DOCS / f"{page.name}.md").write_text(render(page, transcripts, machine) + "\n", encoding="utf-8")
+        if args.only and page.name == [p.name for p in PAGES if p.name in args.only][-1]:
+            break  # later pages are not needed
     return 0
 
 

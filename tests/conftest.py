@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from langsamp_cli.tiny import build_tiny_model
 
@@ -50,3 +51,32 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "SOURCES.md").exists():
         pytest.skip(f"shared data pack not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest single-threaded; on a busy 2-core machine 2 threads can be 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_sample_corpus(root: Path, langs: tuple[str, ...] = ("eng_Latn", "spa_Latn", "rus_Cyrl", "ell_Grek"),
+                        first: int = 0, repeats: int = 12) -> Path:
+    """One numbered file per language-script (another ``first`` gives the same sizes, other text)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for lang_script in langs:
+        lines = [f"{s} {i}" for i in range(first, first + repeats) for s in SAMPLE_TEXTS[lang_script]]
+        (root / f"{lang_script}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def save_small_xlmr_config(path: Path, hidden_size: int = 32, layers: int = 2) -> Path:
+    """A tiny XLM-R architecture for from-scratch pretraining tests (seconds per run)."""
+    from transformers import XLMRobertaConfig
+
+    XLMRobertaConfig(vocab_size=10, hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=2 * hidden_size, max_position_embeddings=66,
+                     type_vocab_size=1).save_pretrained(path)
+    return path

@@ -164,8 +164,8 @@ ROWS: list[Row] = [
 
 
 def _snapshot(root: Path) -> set[str]:
-    """Every file under ``root`` (empty parent folders of --output-dir are tolerated, files never)."""
-    return {str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir()}
+    """Every file and folder under ``root``."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.__name__ for row in ROWS])

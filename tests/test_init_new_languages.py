@@ -26,14 +26,6 @@ EXTRA_TEXTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def source_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """A small checkpoint with tables for deu, eng, fra, rus, spa (scripts Cyrl, Latn)."""

@@ -56,15 +56,6 @@ def write_official(tiny_model_dir: Path, folder: Path, drop: tuple[str, ...] = (
     return folder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is fastest, and keeps the test quick on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture()
 def official(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setattr(model_module, "_NOTES_SHOWN", set())  # every test sees its notes
@@ -218,7 +209,7 @@ def test_cli_refuses_a_missing_layer_weight_with_one_line(tiny_model_dir: Path, 
               "--n", "2", "--output-dir", str(tmp_path / "out"), "--no-cache"])
     assert exit_info.value.code == 2
     err = capfd.readouterr().err.strip()
-    assert "Traceback" not in err and f"lacks weight 'encoder.layer.3.attention.self.query.weight'" in err
+    assert "Traceback" not in err and "lacks weight 'encoder.layer.3.attention.self.query.weight'" in err
     assert err.startswith("error:") and len(err.splitlines()) == 1
 
 

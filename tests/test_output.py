@@ -103,7 +103,13 @@ def test_help_pages_are_readable_at_80_columns():
         "eval sr-t": _run(["-m", "langsamp_cli", "eval", "sr-t", "--help"], COLUMNS="80").stdout,
         "eval taxi1500": _run(["-m", "langsamp_cli", "eval", "taxi1500", "--help"], COLUMNS="80").stdout,
         "report": _run(["-m", "langsamp_cli", "report", "--help"], COLUMNS="80").stdout,
+        "top": _run(["-m", "langsamp_cli", "--help"], COLUMNS="80").stdout,
+        "eval": _run(["-m", "langsamp_cli", "eval", "--help"], COLUMNS="80").stdout,
     }
+    for name in ("top", "eval"):  # command lists show whole first sentences, not click's 45-character cut
+        commands = pages[name].split("Commands:")[1]
+        assert "sr-t" in commands or "pretrain" in commands
+        assert not re.search(r"\.\.\.$", commands, flags=re.M), commands
     for name, page in pages.items():
         assert "Options:" in page, name
         assert not re.search(r"<(str|int|float|bool|path|list\[[A-Za-z]+\])>", page), name

@@ -24,14 +24,6 @@ from tests.conftest import SAMPLE_TEXTS
 SIB_LABELS = ["health", "sports"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _matmul_dtype(runtime: Runtime) -> torch.dtype:
     with runtime.autocast():
         return (torch.ones(2, 2, device=runtime.device) @ torch.ones(2, 2, device=runtime.device)).dtype

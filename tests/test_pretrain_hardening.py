@@ -17,26 +17,14 @@ from safetensors.torch import load_file
 from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.trainer import (MANIFEST_FILE, STATE_FILE, checkpoint_problem, file_sha256, pretrain,
                                            run_settings)
-from tests.conftest import SAMPLE_TEXTS
+from tests.conftest import save_small_xlmr_config, write_sample_corpus
 
 LANGS = ("eng_Latn", "rus_Cyrl", "ell_Grek")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_corpus(root: Path, first: int = 10) -> Path:
     """Sentences numbered from ``first`` (two digits: another ``first`` gives the same sizes, other text)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for lang_script in LANGS:
-        lines = [f"{s} {i}" for i in range(first, first + 12) for s in SAMPLE_TEXTS[lang_script]]
-        (root / f"{lang_script}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return write_sample_corpus(root, LANGS, first=first)
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +34,7 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def small_arch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import XLMRobertaConfig
-
-    path = tmp_path_factory.mktemp("arch")
-    XLMRobertaConfig(vocab_size=10, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=66, type_vocab_size=1).save_pretrained(path)
-    return path
+    return save_small_xlmr_config(tmp_path_factory.mktemp("arch"), hidden_size=16, layers=1)
 
 
 def settings(corpus: Path | str, arch: Path, tokenizer: Path, output_dir: Path | str) -> dict:

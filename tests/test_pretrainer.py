@@ -18,39 +18,21 @@ from langsamp_cli.model import load_checkpoint
 from langsamp_cli.pretrain.config import PRESETS, build_config
 from langsamp_cli.pretrain.trainer import (STATE_FILE, TrainState, evaluate_and_maybe_stop, parameter_hash, pretrain,
                                            read_log)
-from tests.conftest import SAMPLE_TEXTS
+from tests.conftest import save_small_xlmr_config, write_sample_corpus
 
 SUBPROCESS_ENV = {"COLUMNS": "200", "OMP_NUM_THREADS": "1"}
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest single-threaded; on a busy 2-core machine, 2 threads can be 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    for lang_script in ("eng_Latn", "spa_Latn", "rus_Cyrl", "ell_Grek"):
-        lines = [f"{s} {i}" for i in range(12) for s in SAMPLE_TEXTS[lang_script]]
-        (root / f"{lang_script}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return write_sample_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module")
 def small_arch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide XLM-R config (from scratch through AutoConfig): keeps every run here to seconds."""
-    from transformers import XLMRobertaConfig
-
-    path = tmp_path_factory.mktemp("arch")
-    XLMRobertaConfig(vocab_size=10, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=66, type_vocab_size=1).save_pretrained(path)
-    return path
+    return save_small_xlmr_config(tmp_path_factory.mktemp("arch"))
 
 
 @pytest.fixture

@@ -380,9 +380,10 @@ def checkpoint_problem(directory: Path) -> str | None:
 
 
 def prepare_output_dir(out: Path, overwrite: bool, checkpoint: Path | None, config: PretrainConfig,
-                       fingerprint: dict[str, Any], accelerator: Accelerator) -> bool:
-    """Create, overwrite or tidy the output directory; True when this run made it (empty or missing before)."""
-    created = overwrite or not (out.exists() and any(out.iterdir()))
+                       fingerprint: dict[str, Any], accelerator: Accelerator) -> Path | None:
+    """Create, overwrite or tidy the output directory; returns the outermost directory this run made (the
+    output directory, or a missing parent of it), None when it existed with content before."""
+    created = (first_missing_ancestor(out) or out) if overwrite or not (out.exists() and any(out.iterdir())) else None
     accelerator.wait_for_everyone()  # every rank has looked before rank 0 changes anything
     if accelerator.is_main_process:
         if overwrite and out.exists():
@@ -438,14 +439,25 @@ def forget_unfinished_attempt(out: Path, config: PretrainConfig, fingerprint: di
         remove_path(out / name)
 
 
+def first_missing_ancestor(out: Path) -> Path | None:
+    """The outermost of ``out`` and its parents that does not exist yet (None when ``out`` exists)."""
+    missing = None
+    for path in (out, *out.absolute().parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
 @contextmanager
-def removed_on_error(out: Path, created: bool, accelerator: Accelerator) -> Iterator[None]:
-    """A run that fails while it is being set up leaves no output directory behind (when it made it)."""
+def removed_on_error(out: Path, created: Path | None, accelerator: Accelerator) -> Iterator[None]:
+    """A run that fails while it is being set up leaves nothing behind that it made: the output directory,
+    and the parents of it that did not exist before."""
     try:
         yield
     except Exception:
-        if created and accelerator.is_main_process:
-            shutil.rmtree(out, ignore_errors=True)
+        if created is not None and accelerator.is_main_process:
+            shutil.rmtree(created, ignore_errors=True)
         raise
 
 
