@@ -23,20 +23,20 @@ hidden states are pooled with a float32 accumulator instead of a float32 copy.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import os
-import tempfile
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.io_utils import atomic_write_bytes, cache_root
 
 POOLING_MEAN = "mean"
 POOLING_MEAN_NO_SPECIAL = "mean-no-special"
@@ -47,9 +47,9 @@ _MEMO_MAX_ROWS = 20_000  # remembered sentences (~60 MB at d=768)
 
 
 def default_cache_dir() -> Path:
-    """``$LANGSAMP_CACHE`` or ``~/.cache/langsamp/embeddings``."""
+    """``$LANGSAMP_CACHE``, else ``embeddings/`` under :func:`langsamp_cli.io_utils.cache_root`."""
     env = os.environ.get("LANGSAMP_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "langsamp" / "embeddings"
+    return Path(env).expanduser() if env else cache_root() / "embeddings"
 
 
 def text_list_hash(sentences: Sequence[str]) -> str:
@@ -83,19 +83,9 @@ class EmbeddingCache:
         return array if array.ndim == 2 and array.shape[0] == expected_rows else None
 
     def save(self, list_hash: str, array: np.ndarray) -> Path:
-        path = self.path(list_hash)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy.tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return atomic_write_bytes(self.path(list_hash), buffer.getvalue())
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -189,23 +179,6 @@ def _load_backbone(model: str, dtype: torch.dtype) -> torch.nn.Module:
         except (TypeError, ValueError) as err:  # option not supported by this architecture
             last_error = err
     raise LangsampError(f"cannot load --model {model!r} as an encoder: {last_error}".splitlines()[0])
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Hide the load report (an MLM checkpoint loaded as a bare encoder lists the unused LM head)."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
 
 
 def _config_depth(config) -> int:
@@ -578,11 +551,11 @@ def _progress(items: list, show: bool, description: str):
     if not show:
         yield from items
         return
-    from rich.progress import Progress
-
     from rich.console import Console
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    from langsamp_cli.progress import make_progress
+
+    with make_progress(Console(stderr=True), unit="batch", transient=True) as bar:
         task = bar.add_task(description, total=len(items))
         for item in items:
             yield item

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.progress import make_progress
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -167,7 +167,7 @@ def finetune(
     step = _OptimizerStep(model, optimizer, scheduler, settings, runtime.grad_scaler())
     outcome = TrainOutcome(best_score=-math.inf, best_epoch=0, epochs_run=0, optimizer_steps=0, stopped_early=False)
     best_state: dict[str, torch.Tensor] | None = None
-    with _progress(progress, console) as bars:
+    with progress_bar(progress, console, unit="batch") as bars:
         task = bars.add_task(label, total=len(train_loader) * settings.epochs)
         for epoch in range(1, settings.epochs + 1):
             loss = _train_epoch(model, train_loader, step, runtime, bars, task, outcome)
@@ -253,13 +253,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": float(weight_decay)}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _progress(enabled: bool, console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not enabled,
-    )
-
-
-def progress_bar(enabled: bool, console: Console | None = None) -> Progress:
-    """The rich progress bar used for training and evaluation (hidden when ``enabled`` is False)."""
-    return _progress(enabled, console or Console(stderr=True))
+def progress_bar(enabled: bool, console: Console | None = None, unit: str = "step"):
+    """Progress of training and evaluation (:func:`langsamp_cli.progress.make_progress`; nothing when not enabled)."""
+    return make_progress(console or Console(stderr=True), enabled, unit=unit, transient=True)

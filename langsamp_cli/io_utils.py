@@ -17,13 +17,20 @@ from langsamp_cli.errors import LangsampError
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it into place."""
+    """Write ``text`` (UTF-8) to a temp file beside ``path``, fsync it, then rename it into place."""
+    if not isinstance(text, str):
+        raise TypeError(f"atomic_write_text needs a str, got {type(text).__name__}")
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``path``, fsync it, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results should read like any file the user writes
@@ -32,6 +39,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/langsamp`` (default ``~/.cache/langsamp``): the one root of every langsamp cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "langsamp"
 
 
 def _umask() -> int:

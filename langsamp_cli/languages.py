@@ -19,6 +19,8 @@ GROUP_ORDER = ["tail", "head", "Latn", "non-Latn", "all"]
 # Shipped inside the package (langsamp_cli/task_configs/languages), so an installed wheel has them too.
 LANGUAGE_TABLES = Path(__file__).resolve().parent / "task_configs" / "languages"
 
+# A canonical id as a file name or key: ISO 639-3 (three letters) + "_" + ISO 15924 script.
+LANG_SCRIPT_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 _ID_RE = re.compile(r"^([A-Za-z]{2,8})(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?$")
 
 # Script codes that ISO 15924 lists but pycountry may lack, plus the composite codes Glot500 uses.
@@ -207,6 +209,23 @@ def parse_lang_script(code: str, text_sample: str | None = None) -> LangScript:
 
 def canonical_id(code: str) -> str:
     return parse_lang_script(code).id
+
+
+# Language + script as file names write it, ISO 639-1 codes and hyphens included (``en-Latn``).
+_WRITTEN_ID_RE = re.compile(r"^[a-z]{2,3}[_-][A-Z][a-z]{3}$")
+
+
+def written_id(name: str) -> str | None:
+    """The canonical id of a name written as language + script (``eng_Latn``, ``en-Latn``); None otherwise."""
+    return parse_lang_script(name).id if _WRITTEN_ID_RE.match(name) else None
+
+
+def id_with_detected_script(code: str, sample: str | None) -> str:
+    """``code``'s language with the script detected in ``sample``; its usual script when none is detected."""
+    script = detect_script(sample) if sample else None
+    if script and script not in ("Zyyy", "Zinh", "Zzzz"):
+        return f"{parse_language(code)}_{script}"
+    return parse_lang_script(code, text_sample=sample or None).id
 
 
 _HAN_LIKE = {"Hani", "Hans", "Hant"}

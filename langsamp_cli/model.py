@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import pickle
 import sys
 from collections.abc import Iterator
@@ -36,9 +35,9 @@ from langsamp_cli.checkpoint_info import (
     weight_files,
 )
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.io_utils import atomic_dir, atomic_write_json
+from langsamp_cli.io_utils import atomic_dir, atomic_write_json, cache_root
+from langsamp_cli.variants import VARIANTS, variant_flags, variant_name  # noqa: F401  (part of this module's API)
 
-VARIANTS = ("vanilla", "lang", "script", "both")
 FORMAT_VERSION = 1
 TABLES_FILE = "langsamp_embeddings.safetensors"
 META_FILE = "langsamp.json"
@@ -64,19 +63,6 @@ class LangSAMPOutput:
     targets: torch.Tensor | None = None  # (n_masked,) labels of those rows, only with return_logits=True
 
 
-def variant_flags(variant: str) -> tuple[bool, bool]:
-    """(use_lang, use_script) of a variant name."""
-    if variant not in VARIANTS:
-        raise LangsampError(f"unknown variant '{variant}'; choose one of {', '.join(VARIANTS)}")
-    return variant in ("lang", "both"), variant in ("script", "both")
-
-
-def variant_name(use_lang: bool, use_script: bool) -> str:
-    return {(False, False): "vanilla", (True, False): "lang", (False, True): "script", (True, True): "both"}[
-        (use_lang, use_script)
-    ]
-
-
 def usable_positions(config: Any) -> int | None:
     """Tokens (with <s> and </s>) a model config's position embeddings allow; None when the config has no limit."""
     positions = getattr(config, "max_position_embeddings", None)
@@ -85,6 +71,20 @@ def usable_positions(config: Any) -> int | None:
     # RoBERTa-family position ids start after the padding index, so 2 positions are unusable.
     offset = 2 if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
     return positions - offset
+
+
+def model_usable_positions(model: str | Path) -> int | None:
+    """:func:`usable_positions` of a local checkpoint or a hub model already in the local cache; None when unknown.
+
+    Never reads the network: an unreachable name is reported by the model loader later, once.
+    """
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(model), local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    return usable_positions(config)
 
 
 def _head_attribute(mlm: nn.Module) -> str:
@@ -608,8 +608,7 @@ def _is_official_config(fields: dict[str, Any]) -> bool:
 
 
 def _is_official(path: Path) -> bool:
-    config = path / "config.json"
-    return config.is_file() and _is_official_config(json.loads(config.read_text(encoding="utf-8")))
+    return _is_official_config(config_fields(path))
 
 
 def _has_id_map(path: Path) -> bool:
@@ -640,13 +639,9 @@ def _resolve_map(path: Path, lang_map: LangMap) -> IdMaps:
     )
 
 
-def _official_config(path: Path) -> dict[str, Any]:
-    return json.loads((path / "config.json").read_text(encoding="utf-8"))
-
-
 def _official_tables(path: Path, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The tables the official config says it uses; a flagged table missing from the weights is an error."""
-    fields = _official_config(path)
+    fields = config_fields(path)
     use_lang, use_script = bool(fields.get("use_lang_embedding", True)), bool(fields.get("use_script_embedding", True))
     tables = []
     for used, key in ((use_lang, OFFICIAL_LANG_KEY), (use_script, OFFICIAL_SCRIPT_KEY)):
@@ -667,7 +662,7 @@ def _load_official(path: Path, lang_map: LangMap) -> LangSAMPForMaskedLM:
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
     lang2id, script2id = _resolve_map(path, lang_map)
-    fields = _official_config(path)
+    fields = config_fields(path)
     lang_table, script_table = _official_tables(path, _read_state_dict(path, {OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY}))
     _check_table_fits(path, lang_table, lang2id, "language")
     _check_table_fits(path, script_table, script2id, "script")
@@ -784,17 +779,11 @@ def _f32(table: Any) -> np.ndarray | None:
 # ------------------------------------------------------------------------------------------ fingerprint
 
 
-def _cache_root() -> Path:
-    """``$XDG_CACHE_HOME/langsamp`` (default ``~/.cache/langsamp``), shared by all checkpoints."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "langsamp"
-
-
 def _file_digest(file: Path) -> str:
     """sha256 of a file's bytes, remembered per (path, inode, size, mtime) so a large checkpoint is hashed once."""
     stat = file.stat()
     identity = f"{file.resolve()}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo = _cache_root() / "fingerprints" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+    memo = cache_root() / "fingerprints" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
     try:
         saved = json.loads(memo.read_text(encoding="utf-8"))
         if saved.get("identity") == identity:

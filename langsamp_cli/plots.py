@@ -8,8 +8,6 @@ Similarity heatmaps grey out the diagonal (1 by construction) so the colour scal
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,32 +19,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from langsamp_cli.io_utils import atomic_write_bytes  # noqa: E402
+
 FORMATS = ("png", "svg")
 DPI = 150
 # Above this many points only a selection is labelled, so the scatter stays readable.
 MAX_LABELS = 60
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; figures are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS) -> list[Path]:
@@ -57,7 +37,7 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS)
         for fmt in formats:
             buffer = io.BytesIO()
             fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
-            written.append(_atomic_write_bytes(stem.with_name(f"{stem.name}.{fmt}"), buffer.getvalue()))
+            written.append(atomic_write_bytes(stem.with_name(f"{stem.name}.{fmt}"), buffer.getvalue()))
     finally:
         plt.close(fig)
     return written

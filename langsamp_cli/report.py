@@ -25,9 +25,10 @@ import pandas as pd
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import atomic_write_text
 from langsamp_cli.results import RESULTS_JSON, UNITS_DIR, load_results, merge_run_dir, needs_merge
+from langsamp_cli.tasks import registry
 
-TASK_ORDER = ["sr-b", "sr-t", "taxi1500", "sib200", "ner", "pos"]
-TASK_LABELS = {"sr-b": "SR-B", "sr-t": "SR-T", "taxi1500": "Taxi1500", "sib200": "SIB200", "ner": "NER", "pos": "POS"}
+TASK_ORDER = registry.names()
+TASK_LABELS = {spec.name: spec.label for spec in registry.all_tasks()}
 DEFAULT_GROUPS = ["tail", "head", "Latn", "non-Latn", "all"]
 FORMATS = ("md", "csv", "tex")
 NO_FAMILY = "unknown"

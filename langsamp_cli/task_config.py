@@ -106,20 +106,23 @@ def load_task_config(name_or_path: str | Path, overrides: dict | None = None,
     return config
 
 
-def resolve_config_path(name_or_path: str | Path) -> Path:
+def resolve_config_path(name_or_path: str | Path, directory: Path | None = None, kind: str = "task") -> Path:
+    """A YAML path, or a name of a YAML in ``directory`` (default: the task folder); ``kind`` names it in errors."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
         if not path.is_file():
             raise LangsampError(f"{path}: config file not found")
         return path
-    candidate = config_dir() / f"{text}.yaml"
+    folder = directory or config_dir()
+    candidate = folder / f"{text}.yaml"
     if candidate.is_file():
         return candidate
     if path.is_file():
         return path
-    tasks = ", ".join(available_tasks()) or f"none (no *.yaml in {config_dir()})"
-    raise LangsampError(f"unknown task '{text}': available tasks are {tasks}; or pass a path to a task YAML")
+    names = available_tasks() if directory is None else sorted(p.stem for p in folder.glob("*.yaml"))
+    known = ", ".join(names) or f"none (no *.yaml in {folder})"
+    raise LangsampError(f"unknown {kind} '{text}': available {kind}s are {known}; or pass the path of a YAML file")
 
 
 def read_with_includes(path: Path, _stack: tuple[Path, ...] = ()) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from langsamp_cli.cli import main
-from test_retrieval import ENGLISH_WORDS, OTHER_WORDS, sentences, write_lines
+from helpers import ENGLISH_WORDS, OTHER_WORDS, sentences, write_lines
 
 Row = Callable[[Path, Path], tuple[list[str], str]]  # (inputs folder, tiny model) -> (argv, expected text)
 

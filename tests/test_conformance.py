@@ -249,7 +249,7 @@ def test_max_eval_samples_for_tagging_is_a_seeded_random_sample() -> None:
 
 # ---------------------------------------------------------------------------- 7. pretraining chunks
 def _corpus(tmp_path: Path) -> tuple[Path, list[str]]:
-    from tests.conftest import SAMPLE_TEXTS
+    from helpers import SAMPLE_TEXTS
 
     lines = [f"{s} {i}" for i in range(6) for s in SAMPLE_TEXTS["eng_Latn"]]
     root = tmp_path / "corpus"

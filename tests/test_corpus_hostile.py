@@ -16,7 +16,7 @@ import pytest
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.pretrain.corpus import (MAX_LINE_BYTES, MIN_LANGUAGE_LINES, ChunkSampler, LineReader,
                                           corpus_notes, sampling_probabilities, scan_corpus)
-from test_pretrain_corpus import MAPS, CharTokenizer, char_ids, write_corpus
+from helpers import MAPS, CharTokenizer, char_ids, write_corpus
 
 RUSSIAN = ["Привет, как дела сегодня", "Это проверка русского текста", "Мы читаем книги вечером"]
 

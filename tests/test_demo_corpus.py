@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import gettext
-import importlib.util
 import re
 import struct
-import sys
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -14,6 +12,7 @@ from types import ModuleType
 
 import pytest
 
+from helpers import load_script
 from langsamp_cli.demo_corpus import DEMO_LANGUAGES, demo_corpus_dir, provenance_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,11 +27,7 @@ SCRIPT_LETTER_WORDS = {
 
 @pytest.fixture(scope="module")
 def build_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_demo_corpus", REPO_ROOT / "scripts" / "build_demo_corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO_ROOT / "scripts" / "build_demo_corpus.py")
 
 
 def corpus_files() -> dict[str, Path]:

@@ -12,13 +12,13 @@ import torch
 from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.trainer import pretrain
 from langsamp_cli.tokenizer import train_unigram_tokenizer, unigram_vocab
-from tests.conftest import SAMPLE_TEXTS, all_sample_texts
+from helpers import SAMPLE_TEXTS, all_sample_texts
 
 VOCAB_SCRIPT = """
 import hashlib, json, sys
-sys.path.insert(0, {repo!r})
+sys.path[:0] = [{repo!r}, {repo!r} + '/tests']
 from langsamp_cli.tokenizer import unigram_vocab
-from tests.conftest import all_sample_texts
+from helpers import all_sample_texts
 print(hashlib.sha256(json.dumps(unigram_vocab(all_sample_texts(), 300)).encode()).hexdigest())
 """
 

@@ -291,7 +291,7 @@ def test_cli_combined_shows_methods_side_by_side(planted_checkpoint: Path) -> No
 
 
 def test_cli_evaluate_runs_english_and_the_donor(planted_checkpoint: Path, tmp_path: Path) -> None:
-    from conftest import SAMPLE_TEXTS
+    from helpers import SAMPLE_TEXTS
 
     labels = ["health", "sports"]
     for lang, key in (("eng_Latn", "eng_Latn"), ("zho_Hans", "zho_Hani"), ("yue_Hant", "zho_Hani")):
@@ -309,9 +309,12 @@ def test_cli_evaluate_runs_english_and_the_donor(planted_checkpoint: Path, tmp_p
     evaluation = record["evaluation"]
     assert (evaluation["english"], evaluation["donor"]) == ("eng_Latn", "zho_Hani")
     scores = evaluation["per_language"]["yue_Hani"]
-    assert 0.0 <= scores["english"] <= 1.0 and 0.0 <= scores["donor"] <= 1.0
-    for source, path in evaluation["results"].items():
+    for role, source in (("english", "eng_Latn"), ("donor", "zho_Hani")):
+        path = evaluation["results"][source]
         assert f"source-{source}" in path and Path(path).is_file()
+        [record] = [r for r in json.loads(Path(path).read_text(encoding="utf-8"))["languages"]
+                    if r["lang_script"] == "yue_Hani"]
+        assert scores[role] == record["metrics"][evaluation["metric"]]  # the score the run recorded, per source
 
 
 def test_the_target_under_another_id_is_not_a_donor(without_uriel) -> None:

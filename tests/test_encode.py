@@ -8,29 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel
 
 from langsamp_cli.encode import SentenceEncoder, find_blocks, text_list_hash
 from langsamp_cli.errors import LangsampError
-from conftest import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS, brute_force
 
 SENTENCES = [s for sents in SAMPLE_TEXTS.values() for s in sents]
-
-
-def brute_force(model_dir: Path, sentences: list[str], layer: int, drop_special: bool = False) -> np.ndarray:
-    """Independent reference: one sentence at a time (no padding), full model, all hidden states."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
-    rows = []
-    for sentence in sentences:
-        ids = [tokenizer.cls_token_id] + tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence)) + [
-            tokenizer.sep_token_id
-        ]
-        with torch.no_grad():
-            states = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
-        tokens = states[layer][0].numpy()
-        rows.append(tokens[1:-1].mean(axis=0) if drop_special else tokens.mean(axis=0))
-    return np.stack(rows)
 
 
 @pytest.fixture()

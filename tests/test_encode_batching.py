@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS
 from langsamp_cli.encode import PaddedBatches, SentenceEncoder, mean_pool, token_budget_batches
 
 # Lengths from 3 to ~40 tokens, with duplicates: batches mix many widths.

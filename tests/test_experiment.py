@@ -246,7 +246,7 @@ def test_flags_and_launchers() -> None:
 
 @pytest.mark.slow  # two fine-tunes; tests/test_transfer_run.py covers run_transfer itself by default
 def test_transfer_stage_runs_through_the_library_like_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from conftest import SAMPLE_TEXTS
+    from helpers import SAMPLE_TEXTS
     from langsamp_cli.experiment import Layout
 
     labels = ["entertainment", "geography", "health", "politics", "science/technology", "sports", "travel"]

@@ -14,7 +14,7 @@ from langsamp_cli.model import build_model, load_embedding_tables, save_checkpoi
 from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.corpus import scan_corpus
 from langsamp_cli.pretrain.trainer import language_maps, prepare_model, pretrain
-from tests.conftest import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS
 
 SOURCE_LANGS = {"deu": 0, "eng": 1, "fra": 2, "rus": 3, "spa": 4}
 SOURCE_SCRIPTS = {"Cyrl": 0, "Latn": 1}
@@ -170,7 +170,7 @@ def test_every_saved_checkpoint_records_the_initialised_rows(corpus_dir, source_
 
 def test_official_checkpoint_rows_new_to_it_follow_the_rule(tiny_model_dir, tmp_path) -> None:
     """The official format (no langsamp.json): the corpus map is used, shared rows copied, new rows averaged."""
-    from tests.test_official_checkpoint import LANG2ID, SCRIPT2ID, write_official
+    from helpers import LANG2ID, SCRIPT2ID, write_official
 
     official = write_official(tiny_model_dir, tmp_path / "official")
     corpus = tmp_path / "corpus"

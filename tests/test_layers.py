@@ -17,8 +17,7 @@ import pytest
 
 from langsamp_cli.encode import SentenceEncoder, parse_layers
 from langsamp_cli.errors import LangsampError
-from test_retrieval import ENGLISH_WORDS, OTHER_WORDS, run_cli, sentences, write_lines
-from test_similarity import read_matrix, sib_fixture
+from helpers import ENGLISH_WORDS, OTHER_WORDS, invoke_cli, read_matrix, run_cli, sentences, sib_fixture, write_lines
 
 LANGS = ["deu_Latn", "fra_Latn", "rus_Cyrl"]
 
@@ -173,20 +172,19 @@ def test_report_by_layer_without_layered_results_is_an_error(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------- similarity --layers
 def test_similarity_per_layer_equals_single_layer_runs(tiny_model_dir, tmp_path):
-    from test_similarity import run_cli as run_similarity_cli
 
     sib_fixture(tmp_path / "data", n=10)
     common = ["similarity", "--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data"), "--languages",
               "eng_Latn,rus_Cyrl,arb_Arab", "--n", "8", "--no-cache"]
     multi = tmp_path / "multi"
-    result = run_similarity_cli(common + ["--layers", "3,8", "--output-dir", str(multi)])
+    result = invoke_cli(common + ["--layers", "3,8", "--output-dir", str(multi)])
     assert result.exit_code == 0, result.output
     summary = list(csv.DictReader((multi / "layers.csv").open(encoding="utf-8")))
     assert [int(r["layer"]) for r in summary] == [3, 8]
     for row in summary:
         k = int(row["layer"])
         single = tmp_path / f"single{k}"
-        result = run_similarity_cli(common + ["--layer", str(k), "--output-dir", str(single)])
+        result = invoke_cli(common + ["--layer", str(k), "--output-dir", str(single)])
         assert result.exit_code == 0, result.output
         ours = json.loads((multi / f"layer{k}" / "similarity.json").read_text())
         theirs = json.loads((single / "similarity.json").read_text())

@@ -15,7 +15,7 @@ from langsamp_cli.errors import LangsampError
 from langsamp_cli.model_card import EVAL_END, EVAL_START, add_evaluation, replace_evaluation, split_card
 from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.trainer import pretrain, read_log
-from tests.conftest import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS
 
 CORPUS = {"eng_Latn": "en", "spa_Latn": "es", "rus_Cyrl": "ru", "ell_Grek": "el", "hin_Deva": "hi"}  # -> ISO 639-1
 REPEATS = 12

@@ -5,57 +5,21 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-from transformers import XLMRobertaForMaskedLM
+from safetensors.torch import load_file
 
 import langsamp_cli.model as model_module
-from conftest import SAMPLE_TEXTS
+from helpers import LANG2ID, LAYER_WEIGHT, SAMPLE_TEXTS, SCRIPT2ID, TOKEN_TYPE, TOKENIZER_FILES, write_official
 from langsamp_cli.checkpoint_info import TOKEN_TYPE_ZEROS, model_adjustments
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.model import OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY, build_model, load_checkpoint, save_checkpoint
+from langsamp_cli.model import build_model, load_checkpoint, save_checkpoint
 
-LANG2ID = {"arb": 0, "eng": 1, "rus": 2, "zho": 3}
-SCRIPT2ID = {"Arab": 0, "Cyrl": 1, "Hani": 2, "Latn": 3}
-TOKEN_TYPE = "roberta.embeddings.token_type_embeddings.weight"
-LAYER_WEIGHT = "roberta.encoder.layer.3.attention.self.query.weight"
 SENTENCES = [s for key in ("eng_Latn", "rus_Cyrl", "zho_Hani", "arb_Arab") for s in SAMPLE_TEXTS[key]]
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
-
-
-def write_official(tiny_model_dir: Path, folder: Path, drop: tuple[str, ...] = (TOKEN_TYPE,),
-                   **config_fields) -> Path:
-    """The official layout: the MLM state dict with `roberta.` keys, the two tables under roberta.embeddings.*,
-    the official config flags, full_dicts.pkl, and no token-type embedding (the official class has none)."""
-    mlm = XLMRobertaForMaskedLM.from_pretrained(str(tiny_model_dir))
-    state = {k: v.clone().contiguous() for k, v in mlm.state_dict().items() if k not in drop}
-    generator = torch.Generator().manual_seed(3)
-    hidden = mlm.config.hidden_size
-    state[OFFICIAL_LANG_KEY] = torch.randn(len(LANG2ID), hidden, generator=generator)
-    state[OFFICIAL_SCRIPT_KEY] = torch.randn(len(SCRIPT2ID), hidden, generator=generator)
-    state["lm_head.decoder.weight"] = state["roberta.embeddings.word_embeddings.weight"].clone()  # saved untied
-    folder.mkdir(parents=True)
-    save_file(state, str(folder / "model.safetensors"))
-    config = mlm.config.to_dict()
-    config.update(architectures=["XLMRobertaDecoupledForMaskedLM"], use_lang_embedding=True,
-                  use_script_embedding=True, lang_size=len(LANG2ID), script_size=len(SCRIPT2ID),
-                  decouple_at_input_embeddings=False, **config_fields)
-    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    id2lang = {v: k for k, v in LANG2ID.items()}
-    id2script = {v: k for k, v in SCRIPT2ID.items()}
-    (folder / "full_dicts.pkl").write_bytes(pickle.dumps([id2lang, id2script, LANG2ID, SCRIPT2ID]))
-    for name in TOKENIZER_FILES:
-        if (tiny_model_dir / name).is_file():
-            shutil.copy(tiny_model_dir / name, folder / name)
-    return folder
-
-
 @pytest.fixture()
 def official(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setattr(model_module, "_NOTES_SHOWN", set())  # every test sees its notes

@@ -9,35 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import BOS, EOS, MAPS, CharTokenizer, char_ids, write_corpus
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.pretrain.corpus import (ChunkSampler, heldout_examples, language_id_from_name, sampling_probabilities,
                                           scan_corpus)
 
-BOS, EOS = 0, 2
-
-
-class CharTokenizer:
-    """One id per character (ord + 10): token streams are predictable, so chunk contents can be checked exactly."""
-
-    bos_token_id, eos_token_id = BOS, EOS
-
-    def __call__(self, lines: list[str], add_special_tokens: bool = False) -> dict[str, list[list[int]]]:
-        assert not add_special_tokens
-        return {"input_ids": [[ord(c) + 10 for c in line] for line in lines]}
-
-
-def char_ids(text: str) -> list[int]:
-    return [ord(c) + 10 for c in text]
-
-
-def write_corpus(root: Path, languages: dict[str, list[str]]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for lang_script, lines in languages.items():
-        (root / f"{lang_script}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
-
-
-MAPS = ({"deu": 0, "eng": 1, "rus": 2}, {"Cyrl": 0, "Latn": 1})
 
 
 def test_language_id_from_name() -> None:

@@ -15,7 +15,7 @@ import pytest
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.model import load_checkpoint
 from langsamp_cli.pretrain.trainer import PARAM_HASH_ENV, check_gpus_per_node, parameter_hash, read_log
-from tests.conftest import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.trainer import (MANIFEST_FILE, STATE_FILE, checkpoint_problem, file_sha256, pretrain,
                                            run_settings)
-from tests.conftest import save_small_xlmr_config, write_sample_corpus
+from helpers import save_small_xlmr_config, write_sample_corpus
 
 LANGS = ("eng_Latn", "rus_Cyrl", "ell_Grek")
 

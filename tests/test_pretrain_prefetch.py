@@ -15,7 +15,7 @@ from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.corpus import ChunkSampler, scan_corpus
 from langsamp_cli.pretrain.prefetch import StepPrefetcher
 from langsamp_cli.pretrain.trainer import STATE_FILE, parameter_hash, pretrain, read_log
-from tests.conftest import save_small_xlmr_config, write_sample_corpus
+from helpers import save_small_xlmr_config, write_sample_corpus
 
 
 @pytest.fixture(scope="module")

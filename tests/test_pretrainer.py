@@ -18,7 +18,7 @@ from langsamp_cli.model import load_checkpoint
 from langsamp_cli.pretrain.config import PRESETS, build_config
 from langsamp_cli.pretrain.trainer import (STATE_FILE, TrainState, evaluate_and_maybe_stop, parameter_hash, pretrain,
                                            read_log)
-from tests.conftest import save_small_xlmr_config, write_sample_corpus
+from helpers import save_small_xlmr_config, write_sample_corpus
 
 SUBPROCESS_ENV = {"COLUMNS": "200", "OMP_NUM_THREADS": "1"}
 
@@ -208,17 +208,20 @@ def cli(*args: str, cwd: Path | None = None, timeout: int = 120) -> subprocess.C
                           text=True, cwd=cwd, timeout=timeout, env={**os.environ, **SUBPROCESS_ENV})
 
 
-def test_cli_bad_input_is_one_line_error(tmp_path) -> None:
+@pytest.mark.parametrize("args, pattern", [
+    (["--corpus", "{tmp}/missing"], "missing: no such directory; pass a folder"),
+    (["--mixed-precision", "fp8", "--output-dir", "{tmp}/o"], "--mixed-precision fp8: choose one of"),
+    (["--preset", "huge"], "--preset huge: choose one of demo, paper"),
+])
+def test_cli_bad_input_is_one_line_error(args: list[str], pattern: str, tmp_path, capsys) -> None:
     from langsamp_cli.cli import main
 
-    for args, pattern in (
-        (["--corpus", str(tmp_path / "missing")], "corpus directory not found"),
-        (["--mixed-precision", "fp8", "--output-dir", str(tmp_path / "o")], "--mixed-precision fp8: choose one of"),
-        (["--preset", "huge"], "--preset huge: choose one of demo, paper"),
-    ):
-        with pytest.raises(SystemExit) as info:
-            main(["pretrain", *args])
-        assert info.value.code == 2, args
+    with pytest.raises(SystemExit) as info:
+        main(["pretrain", *(a.format(tmp=tmp_path) for a in args)])
+    assert info.value.code == 2, args
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("error: ") == 1, err
+    assert pattern in " ".join(err.split()), err  # Rich may wrap a long line; compare the words
 
 
 def test_cli_error_output_is_a_single_line(tmp_path) -> None:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _make_docs():
-    spec = importlib.util.spec_from_file_location("make_docs", REPO / "scripts" / "make_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "make_docs.py")
 
 
 def readme_commands() -> list[str]:

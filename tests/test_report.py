@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from langsamp_cli import languages
 from langsamp_cli.cli import app, main
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.report import build_report, parse_formats, render
@@ -185,10 +184,9 @@ def test_same_run_twice_is_an_error(results_root: Path, tmp_path: Path):
 
 @pytest.fixture
 def fake_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("langsamp_cli.languages")
-    module.groups_for = lambda code: dict(zip(("head_tail", "script_group", "family"), LANGS[code]))
-    module.GROUP_ORDER = list(GROUPS)
-    monkeypatch.setitem(sys.modules, "langsamp_cli.languages", module)
+    monkeypatch.setattr(languages, "groups_for",
+                        lambda code: dict(zip(("head_tail", "script_group", "family"), LANGS[code])))
+    monkeypatch.setattr(languages, "GROUP_ORDER", list(GROUPS))
 
 
 def test_unmerged_shards_are_merged_first(tmp_path: Path, fake_groups, capsys):

@@ -11,8 +11,8 @@ import pytest
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.results import ResultStore, settings_hash, unit_mismatch
 from langsamp_cli.tiny import build_tiny_model
-from tests.conftest import all_sample_texts
-from test_retrieval import ENGLISH_WORDS, OTHER_WORDS, results_of, run_cli, sentences, write_lines
+from helpers import all_sample_texts
+from helpers import ENGLISH_WORDS, OTHER_WORDS, results_of, run_cli, sentences, write_lines
 
 
 @pytest.fixture()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import types
 
 import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
 
+from langsamp_cli import languages
 from langsamp_cli import results as R
 from langsamp_cli.errors import LangsampError
 
@@ -32,10 +31,8 @@ def fake_groups(monkeypatch: pytest.MonkeyPatch) -> None:
             raise LangsampError(f"unknown {lang_script}")
         return FAKE_GROUPS[lang_script]
 
-    module = types.ModuleType("langsamp_cli.languages")
-    module.groups_for = groups_for
-    module.GROUP_ORDER = ["tail", "head", "Latn", "non-Latn", "all"]
-    monkeypatch.setitem(sys.modules, "langsamp_cli.languages", module)
+    monkeypatch.setattr(languages, "groups_for", groups_for)
+    monkeypatch.setattr(languages, "GROUP_ORDER", ["tail", "head", "Latn", "non-Latn", "all"])
 
 
 SCORES = {"eng_Latn": (0.9, 0.95), "rus_Cyrl": (0.6, 0.7), "yor_Latn": (0.2, 0.4), "chr_Cher": (0.1, 0.3)}

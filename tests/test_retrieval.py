@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from langsamp_cli.cli import main
 from langsamp_cli.data.parallel import ParallelPairs
 from langsamp_cli.encode import SentenceEncoder
 from langsamp_cli.tasks.retrieval import retrieval_accuracy, score_pairs
-from test_encode import brute_force
-
-ENGLISH_WORDS = "the a word people river dog fox light day night water house bread stone road king city".split()
-OTHER_WORDS = {
-    "deu_Latn": "der die das Wort Leute Fluss Hund Licht Tag Nacht Wasser Haus Brot Stein".split(),
-    "fra_Latn": "le la les mot gens fleuve chien lumière jour nuit eau maison pain pierre".split(),
-    "rus_Cyrl": "слово люди река собака свет день ночь вода дом хлеб камень дорога царь город".split(),
-}
-
+from helpers import ENGLISH_WORDS, OTHER_WORDS, brute_force, results_of, run_cli, sentences, write_lines
 
 def brute_force_accuracy(target: np.ndarray, queries: np.ndarray, ks=(1, 5, 10)) -> dict[str, float]:
     """Cosine similarity in numpy; query i is right at k when fewer than k targets beat target i."""
@@ -30,21 +20,6 @@ def brute_force_accuracy(target: np.ndarray, queries: np.ndarray, ks=(1, 5, 10))
     sims = q.astype(np.float64) @ t.T.astype(np.float64)
     rank = (sims > np.diag(sims)[:, None]).sum(axis=1)
     return {f"acc@{k}": float((rank < k).mean()) for k in ks}
-
-
-def sentences(words: list[str], n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))) + f" {i}" for i in range(n)]
-
-
-def write_lines(path: Path, lines: list[str]) -> None:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-
-
-def run_cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    return exit_info.value.code or 0
 
 
 def test_accuracy_matches_brute_force_cosine():
@@ -81,11 +56,6 @@ def test_shared_english_is_encoded_once(tiny_model_dir):
 
 
 # ---------------------------------------------------------------------------- CLI end to end
-def results_of(output_dir: Path) -> dict:
-    [path] = list(output_dir.rglob("results.json"))
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def records_by_language(results: dict) -> tuple[dict[str, dict], dict[str, str]]:
     """Scored records and skip reasons from the merged results.json."""
     scored = {r["lang_script"]: r for r in results["languages"]}
@@ -257,16 +227,6 @@ def test_cli_user_errors_are_one_line(tiny_model_dir, tmp_path, capsys, extra, m
 
 
 # ---------------------------------------------------------------------------- models with few positions
-@pytest.fixture(scope="module")
-def short_model_dir(tmp_path_factory) -> Path:
-    """A tiny model with 34 position embeddings (32 usable), like the 128-token demo models but smaller."""
-    from conftest import all_sample_texts
-    from langsamp_cli.tiny import build_tiny_model
-
-    return build_tiny_model(all_sample_texts(), tmp_path_factory.mktemp("short_model"), vocab_size=400,
-                            max_positions=34)
-
-
 def test_default_max_length_is_capped_at_the_model_limit(short_model_dir, tatoeba_dir, tmp_path, monkeypatch,
                                                           capsys):
     """The task default (512) would not fit a short model: it is capped with a note; a flag is never changed."""

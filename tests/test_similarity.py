@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import warnings
 from pathlib import Path
@@ -14,7 +13,7 @@ from langsamp_cli.analysis.similarity import (PAPER_LANGUAGES, display_names, im
                                               pairwise_similarity)
 from langsamp_cli.data.multiparallel import load_multiparallel, sample_parallel
 from langsamp_cli.errors import LangsampError
-from conftest import SAMPLE_TEXTS, all_sample_texts
+from helpers import all_sample_texts, invoke_cli, read_matrix, sib_fixture, write_sib
 
 
 def reference_similarity(vectors: dict[str, np.ndarray], langs: list[str]) -> np.ndarray:
@@ -61,24 +60,6 @@ def test_improvement_percent_is_relative_to_the_baseline() -> None:
 
 
 # ---------------------------------------------------------------------------- parallel data
-def write_sib(root: Path, lang: str, rows: list[tuple[str, str]], split: str = "dev") -> None:
-    folder = root / lang
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["index_id\tcategory\ttext", *(f"{i}\tscience\t{t}" for i, t in rows)]
-    (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def sib_fixture(root: Path, n: int = 12) -> dict[str, list[str]]:
-    """eng/rus/arb plus Chinese under the FLORES id zho_Hans; sentence i is 'the same' in every language."""
-    texts = {}
-    for lang, key in (("eng_Latn", "eng_Latn"), ("rus_Cyrl", "rus_Cyrl"), ("zho_Hans", "zho_Hani"),
-                      ("arb_Arab", "arb_Arab")):
-        samples = SAMPLE_TEXTS[key]
-        texts[lang] = [f"{samples[i % len(samples)]} {i}" for i in range(n)]
-        write_sib(root, lang, [(str(100 + i), t) for i, t in enumerate(texts[lang])])
-    return texts
-
-
 def test_sib_alias_and_missing_are_reported(tmp_path: Path) -> None:
     sib_fixture(tmp_path)
     data = load_multiparallel(tmp_path, ["eng_Latn", "zho_Hani", "hin_Deva"])
@@ -121,25 +102,12 @@ def test_bibles_by_verse_id(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- end to end
-def run_cli(args: list[str]):
-    from typer.testing import CliRunner
-
-    from langsamp_cli.cli import app
-
-    return CliRunner().invoke(app, args)
-
-
-def read_matrix(path: Path) -> tuple[list[str], np.ndarray]:
-    rows = list(csv.reader(path.open(encoding="utf-8")))
-    return rows[0][1:], np.array([[float(v) for v in row[1:]] for row in rows[1:]])
-
-
 def test_end_to_end_matches_independent_encoding(tiny_model_dir: Path, tmp_path: Path) -> None:
     from langsamp_cli.encode import SentenceEncoder
 
     texts = sib_fixture(tmp_path / "data", n=12)
     out = tmp_path / "out"
-    result = run_cli(["similarity", "--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data"),
+    result = invoke_cli(["similarity", "--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data"),
                       "--languages", "eng_Latn,rus_Cyrl,zho_Hani,hin_Deva", "--n", "8", "--seed", "5",
                       "--output-dir", str(out), "--no-cache"])
     assert result.exit_code == 0, result.output
@@ -167,7 +135,7 @@ def test_compare_reports_improvement_and_count(tiny_model_dir: Path, tmp_path: P
     other = build_tiny_model(all_sample_texts(), tmp_path / "other", vocab_size=400, seed=7)
     sib_fixture(tmp_path / "data", n=10)
     out = tmp_path / "out"
-    result = run_cli(["similarity", "--model", str(tiny_model_dir), "--compare", str(other), "--data-dir",
+    result = invoke_cli(["similarity", "--model", str(tiny_model_dir), "--compare", str(other), "--data-dir",
                       str(tmp_path / "data"), "--languages", "eng_Latn,rus_Cyrl,arb_Arab", "--n", "10",
                       "--output-dir", str(out), "--no-cache"])
     assert result.exit_code == 0, result.output
@@ -204,7 +172,7 @@ def test_reader_notes_are_reported_not_warned(tiny_model_dir: Path, tmp_path: Pa
     out = tmp_path / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a raw Python warning would fail here
-        result = run_cli(["similarity", "--model", str(tiny_model_dir), "--data-dir", str(data), "--languages",
+        result = invoke_cli(["similarity", "--model", str(tiny_model_dir), "--data-dir", str(data), "--languages",
                           "eng_Latn,spa_Latn", "--n", "4", "--output-dir", str(out), "--no-cache"])
     assert result.exit_code == 0, result.output
     assert "note: eng_Latn.B.tsv: eng_Latn already comes from eng_Latn.A.tsv; not used" in result.output
@@ -224,7 +192,7 @@ def test_figure_titles_tell_the_models_apart() -> None:
 
 
 def run_real_sib200(model: Path, data: Path, out: Path, n: int) -> dict:
-    result = run_cli(["similarity", "--model", str(model), "--data-dir", str(data / "sib200"), "--n", str(n),
+    result = invoke_cli(["similarity", "--model", str(model), "--data-dir", str(data / "sib200"), "--n", str(n),
                       "--output-dir", str(out), "--no-cache"])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "similarity.json").read_text())

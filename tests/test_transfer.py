@@ -6,17 +6,19 @@ End-to-end runs on the real shared data are marked slow.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS
 from langsamp_cli.cli import main
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.tasks.tagging import TaggingTask
 from langsamp_cli.tasks.transfer import parse_seeds
-from test_retrieval import short_model_dir  # noqa: F401  (fixture: a tiny model with 32 usable positions)
 
 QUICK = ["--max-train-samples", "16", "--epochs", "1", "--batch-size", "4", "--grad-accum", "1", "--seeds", "1"]
 TAXI_LABELS = ["Description", "Faith", "Grace", "Recommendation", "Sin", "Violence"]
@@ -158,35 +160,104 @@ def test_restrict_languages_serves_bare_codes_in_the_data_script() -> None:
 
 
 # ---------------------------------------------------------------------------- CLI end to end (generated data)
-def test_taxi1500_cli_with_bible_target(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
-    data = make_taxi(tmp_path / "taxi")
-    bible = _write(tmp_path / "bibles" / "rus_Cyrl.demo.tsv",
+# Fine-tunes dominate this file's time: a run that several tests read is made once per module.
+def run_cli_once(args: list) -> tuple[int, str]:
+    """``run_cli`` for module-scoped fixtures (no capsys there): stderr captured with redirect_stderr."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return code, buffer.getvalue()
+
+
+def kept_model(out: Path, task: str, seed: int = 1) -> Path:
+    [folder] = out.glob(f"{task}/*/seed{seed}/model")
+    return folder
+
+
+def hand_macro_f1(gold: list[str], predicted: list[str]) -> float:
+    """Mean over the labels seen in gold or predictions of 2TP / (2TP + FP + FN); 0 for a class never hit."""
+    scores = []
+    for label in sorted(set(gold) | set(predicted)):
+        tp = sum(g == p == label for g, p in zip(gold, predicted))
+        fp = sum(p == label != g for g, p in zip(gold, predicted))
+        fn = sum(g == label != p for g, p in zip(gold, predicted))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
+
+
+@pytest.fixture(scope="module")
+def taxi_run(tmp_path_factory, tiny_model_dir: Path) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("taxi_run")
+    data = make_taxi(root / "taxi")
+    bible = _write(root / "bibles" / "rus_Cyrl.demo.tsv",
                    "".join(f"{43001001 + i}\t{t}\n" for i, t in enumerate(_texts("rus_Cyrl", 7))))
-    out = tmp_path / "out"
-    code, err = run_cli(["eval", "taxi1500", "--model", tiny_model_dir, "--data-dir", data, "--bible", bible,
-                         "--output-dir", out, *QUICK], capsys)
+    out = root / "out"
+    code, err = run_cli_once(["eval", "taxi1500", "--model", tiny_model_dir, "--data-dir", data, "--bible", bible,
+                              "--output-dir", out, *QUICK])
     assert code == 0, err
+    return out, err
+
+
+def test_taxi1500_cli_with_bible_target(taxi_run) -> None:
+    out, err = taxi_run
     found = units(out, "taxi1500")
     assert set(found) == {"eng_Latn", "spa_Latn", "rus_Cyrl"}
     russian = found["rus_Cyrl"]
     assert russian["n"] == 7
     assert russian["bible_join"]["covered"] == 7 and russian["bible_join"]["test_verses"] == 10
     assert "covers 7/10 test verses" in err
-    assert 0.0 <= russian["metrics"]["macro_f1"] <= 1.0
     assert found["eng_Latn"]["training"]["train_n"] == 16
 
 
-def test_sib200_seeds_resume_and_model_reuse(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
-    data = make_sib(tmp_path / "sib")
-    out = tmp_path / "out"
-    base = ["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out, *QUICK]
-    code, err = run_cli([*base, "--seeds", "1,2", "--languages", "eng_Latn,hin_Deva"], capsys)
-    assert code == 0, err
-    assert set(units(out, "sib200", 1)) == set(units(out, "sib200", 2)) == {"eng_Latn", "hin_Deva"}
-    first = units(out, "sib200", 1)["eng_Latn"]["metrics"]
-    histories = [units(out, "sib200", seed)["eng_Latn"]["training"]["history"] for seed in (1, 2)]
-    assert histories[0] != histories[1]  # each seed fine-tunes its own model
+def test_taxi1500_scores_equal_the_kept_model_scored_by_hand(taxi_run, tiny_model_dir: Path) -> None:
+    """Oracle: the kept fine-tuned model, one unpadded sentence at a time, macro-F1 and accuracy by hand."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    out, _ = taxi_run
+    model = AutoModelForSequenceClassification.from_pretrained(str(kept_model(out, "taxi1500"))).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    texts = _texts("spa_Latn", 10)
+    gold = [TAXI_LABELS[i % 6] for i in range(10)]
+    with torch.no_grad():
+        predicted = [model.config.id2label[int(model(**tokenizer(t, return_tensors="pt")).logits.argmax())]
+                     for t in texts]
+    recorded = units(out, "taxi1500")["spa_Latn"]["metrics"]
+    assert recorded["accuracy"] == pytest.approx(sum(g == p for g, p in zip(gold, predicted)) / 10)
+    assert recorded["macro_f1"] == pytest.approx(hand_macro_f1(gold, predicted))
+
+
+@pytest.fixture(scope="module")
+def sib_data(tmp_path_factory) -> Path:
+    return make_sib(tmp_path_factory.mktemp("sib_data") / "sib")
+
+
+@pytest.fixture(scope="module")
+def sib_two_seeds(tmp_path_factory, sib_data: Path, tiny_model_dir: Path) -> Path:
+    """Seeds 1 and 2 on eng_Latn and hin_Deva; read-only for the tests (copy it before a rerun)."""
+    out = tmp_path_factory.mktemp("sib_two_seeds") / "out"
+    code, err = run_cli_once(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", sib_data, "--output-dir", out,
+                              *QUICK, "--seeds", "1,2", "--languages", "eng_Latn,hin_Deva"])
+    assert code == 0, err
+    return out
+
+
+def test_sib200_each_seed_fine_tunes_its_own_model(sib_two_seeds: Path) -> None:
+    assert set(units(sib_two_seeds, "sib200", 1)) == set(units(sib_two_seeds, "sib200", 2)) == {"eng_Latn", "hin_Deva"}
+    histories = [units(sib_two_seeds, "sib200", seed)["eng_Latn"]["training"]["history"] for seed in (1, 2)]
+    assert histories[0] != histories[1]
+
+
+def test_sib200_resume_and_model_reuse(sib_two_seeds: Path, sib_data: Path, tiny_model_dir: Path, tmp_path: Path,
+                                       capsys) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(sib_two_seeds, out)
+    first = units(out, "sib200", 1)["eng_Latn"]["metrics"]
+    base = ["eval", "sib200", "--model", tiny_model_dir, "--data-dir", sib_data, "--output-dir", out, *QUICK]
     code, err = run_cli([*base, "--seeds", "1,2", "--languages", "eng_Latn,hin_Deva"], capsys)
     assert code == 0 and err.count("fine-tuning skipped") == 2 and "fine-tuning on" not in err
 
@@ -197,42 +268,47 @@ def test_sib200_seeds_resume_and_model_reuse(tmp_path: Path, tiny_model_dir: Pat
     assert units(out, "sib200", 1)["eng_Latn"]["metrics"] == first  # untouched on rerun
 
 
-def test_same_seed_gives_same_scores(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
-    data = make_sib(tmp_path / "sib", test_langs=("eng_Latn",))
-    scores = []
-    for run in ("a", "b"):
-        out = tmp_path / run
-        code, err = run_cli(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
-                             *QUICK, "--seeds", "7"], capsys)
-        assert code == 0, err
-        scores.append(units(out, "sib200", 7)["eng_Latn"]["metrics"])
-    assert scores[0] == scores[1]
-
-
-def test_source_language_option_and_its_error(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
-    data = make_sib(tmp_path / "sib")
-    out = tmp_path / "out"
-    code, err = run_cli(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
-                         "--source-lang", "hin_Deva", "--languages", "eng_Latn", *QUICK], capsys)
+def test_same_seed_gives_same_scores(sib_two_seeds: Path, sib_data: Path, tiny_model_dir: Path, tmp_path: Path,
+                                     capsys) -> None:
+    out = tmp_path / "again"
+    code, err = run_cli(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", sib_data, "--output-dir", out,
+                         *QUICK, "--seeds", "1", "--languages", "eng_Latn,hin_Deva"], capsys)
     assert code == 0, err
-    assert units(out, "sib200")["eng_Latn"]["training"]["source_lang"] == "hin_Deva"
-    code, err = run_cli(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
-                         "--source-lang", "rus_Cyrl", *QUICK], capsys)
-    assert code == 2
-    assert "no train split for source language rus_Cyrl" in err and "eng_Latn, hin_Deva" in err
+    again, before = units(out, "sib200", 1), units(sib_two_seeds, "sib200", 1)
+    assert {lang: u["metrics"] for lang, u in again.items()} == {lang: u["metrics"] for lang, u in before.items()}
+    assert again["eng_Latn"]["training"]["history"] == before["eng_Latn"]["training"]["history"]
 
 
-def test_bad_target_is_a_recorded_skip_and_unknown_labels_are_counted(tmp_path: Path, tiny_model_dir: Path,
-                                                                      capsys) -> None:
-    data = make_sib(tmp_path / "sib", test_langs=("eng_Latn", "hin_Deva", "rus_Cyrl"))
+@pytest.fixture(scope="module")
+def sib_odd_run(tmp_path_factory, tiny_model_dir: Path) -> tuple[Path, str]:
+    """One fine-tune on Hindi (--source-lang) scored on targets with a broken file and an unknown label."""
+    root = tmp_path_factory.mktemp("sib_odd")
+    data = make_sib(root / "sib", test_langs=("eng_Latn", "hin_Deva", "rus_Cyrl"))
     broken = data / "rus_Cyrl" / "test.tsv"
     broken.write_text(broken.read_text(encoding="utf-8") + "99\tonly-two-fields\n", encoding="utf-8")
     hindi = data / "hin_Deva" / "test.tsv"
     hindi.write_text(hindi.read_text(encoding="utf-8") + "98\tcooking\tकुछ\n", encoding="utf-8")
-    out = tmp_path / "out"
-    code, err = run_cli(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
-                         *QUICK], capsys)
+    out = root / "out"
+    code, err = run_cli_once(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
+                              "--source-lang", "hin_Deva", *QUICK])
     assert code == 0, err
+    return out, err
+
+
+def test_source_language_option_and_its_error(sib_odd_run, sib_data: Path, tiny_model_dir: Path, tmp_path: Path,
+                                              capsys) -> None:
+    out, _ = sib_odd_run
+    found = units(out, "sib200")
+    assert {u["training"]["source_lang"] for u in found.values() if "training" in u} == {"hin_Deva"}
+    assert found["eng_Latn"]["training"]["train_source"].endswith("hin_Deva/train.tsv")
+    code, err = run_cli(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", sib_data, "--output-dir",
+                         tmp_path / "o", "--source-lang", "rus_Cyrl", *QUICK], capsys)
+    assert code == 2
+    assert "no train split for source language rus_Cyrl" in err and "eng_Latn, hin_Deva" in err
+
+
+def test_bad_target_is_a_recorded_skip_and_unknown_labels_are_counted(sib_odd_run) -> None:
+    out, err = sib_odd_run
     found = units(out, "sib200")
     assert "test.tsv:16: expected 3 tab-separated fields" in found["rus_Cyrl"]["reason"]
     assert found["hin_Deva"]["n"] == 14
@@ -266,15 +342,47 @@ def test_ner_missing_train_split_names_the_fix(tmp_path: Path, tiny_model_dir: P
     assert units(tmp_path / "o", "ner")["eng_Latn"]["training"]["train_source"] == str(moved)
 
 
-def test_pos_cli_ud_layout(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:
-    data = make_ud(tmp_path / "ud")
-    out = tmp_path / "out"
-    code, err = run_cli(["eval", "pos", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
-                         *QUICK], capsys)
+@pytest.fixture(scope="module")
+def pos_run(tmp_path_factory, tiny_model_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("pos_run")
+    data = make_ud(root / "ud")
+    out = root / "out"
+    code, err = run_cli_once(["eval", "pos", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
+                              *QUICK])
     assert code == 0, err
-    found = units(out, "pos")
+    return out
+
+
+def test_pos_cli_ud_layout(pos_run: Path) -> None:
+    found = units(pos_run, "pos")
     assert set(found) == {"eng_Latn", "ell_Grek"}
-    assert found["ell_Grek"]["tokens"] > 0 and 0.0 <= found["ell_Grek"]["metrics"]["accuracy"] <= 1.0
+    assert found["ell_Grek"]["n"] == 6 and found["ell_Grek"]["tokens"] == sum(len(t.split()) for t in
+                                                                                _texts("ell_Grek", 6))
+
+
+def test_pos_accuracy_equals_the_kept_model_scored_by_hand(pos_run: Path, tiny_model_dir: Path) -> None:
+    """Oracle: each word's tag is the argmax at its first piece, inputs <s> pieces </s></s> (XLM-R's tagging
+    layout), one sentence at a time; token accuracy counted by hand."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(str(kept_model(pos_run, "pos"))).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    tags = ["DET", "ADJ", "NOUN", "VERB", "ADP", "PRON", "PUNCT"]
+    right = total = 0
+    for text in _texts("ell_Grek", 6):
+        words = text.split()
+        ids, first = [tokenizer.cls_token_id], []
+        for word in words:
+            first.append(len(ids))
+            ids += tokenizer(word, add_special_tokens=False)["input_ids"]
+        ids += [tokenizer.sep_token_id] * 2
+        with torch.no_grad():
+            best = model(input_ids=torch.tensor([ids])).logits[0].argmax(-1).tolist()
+        predicted = [model.config.id2label[best[i]] for i in first]
+        right += sum(p == tags[i % len(tags)] for i, p in enumerate(predicted))
+        total += len(words)
+    assert units(pos_run, "pos")["ell_Grek"]["metrics"]["accuracy"] == pytest.approx(right / total)
 
 
 def test_bad_flags_are_one_line_errors(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:

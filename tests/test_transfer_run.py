@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.tasks.transfer_run import TransferRunResult, run_transfer
 

@@ -299,7 +299,7 @@ def _ranking_column(ranking: DonorRanking, method: str) -> str:
 # ---------------------------------------------------------------------------- candidates
 def all_table_languages(tables) -> list[str]:
     """Every language of the table as a ``lang_Script`` id (main script for ISO-only keys)."""
-    from langsamp_cli.data.parallel import LANG_SCRIPT_RE
+    from langsamp_cli.languages import LANG_SCRIPT_RE
     from langsamp_cli.languages import parse_lang_script
 
     ids = []
@@ -318,26 +318,13 @@ def task_languages(task: str, data_dir: str | Path | None) -> tuple[list[str], P
     """Languages with a train split for ``task`` (the possible sources of a transfer run)."""
     from langsamp_cli.data.parallel import check_data_dir
 
+    from langsamp_cli.tasks import registry
+
+    if task not in registry.transfer_names():
+        raise LangsampError(f"--candidates task:{task}: unknown task; use "
+                            f"{', '.join('task:' + name for name in registry.transfer_names())}")
     folder = check_data_dir(data_dir or _task_data_dir(task), flag="--data-dir")
-    if task == "sib200":
-        from langsamp_cli.data.sib200 import discover_sib200
-
-        files, _ = discover_sib200(folder)
-    elif task == "taxi1500":
-        from langsamp_cli.data.taxi1500 import discover_taxi1500
-
-        files, _ = discover_taxi1500(folder)
-    elif task == "ner":
-        from langsamp_cli.data.conll import discover_tagging
-
-        files = discover_tagging(folder, extensions=("iob2",)).files
-    elif task == "pos":
-        from langsamp_cli.data.conllu import discover_treebanks
-
-        files = discover_treebanks(folder).files
-    else:
-        raise LangsampError(f"--candidates task:{task}: unknown task; use task:sib200, task:taxi1500, task:ner "
-                            "or task:pos")
+    files = registry.train_languages(task, folder)
     langs = sorted(lang for lang, splits in files.items() if "train" in splits)
     if not langs:
         raise LangsampError(f"--candidates task:{task}: no language has a train split under {folder}")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from langsamp_cli.data.parallel import LANG_SCRIPT_RE
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.languages import LANG_SCRIPT_RE
 from langsamp_cli.plots import UNKNOWN_GROUP as UNKNOWN
 
 COLOR_BY = ("script", "family", "head_tail")

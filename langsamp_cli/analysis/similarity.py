@@ -94,15 +94,9 @@ class SimilarityResult:
 
 def model_max_length(model: str, wanted: int = 512) -> int:
     """``wanted`` capped at the model's usable positions (small demo models have 128)."""
-    from transformers import AutoConfig
+    from langsamp_cli.model import model_usable_positions
 
-    from langsamp_cli.model import usable_positions
-
-    try:
-        config = AutoConfig.from_pretrained(model)
-    except (OSError, ValueError):
-        return wanted  # the encoder reports the unloadable model with its own message
-    limit = usable_positions(config)
+    limit = model_usable_positions(model)  # None: the encoder reports an unloadable model with its own message
     return wanted if limit is None else min(wanted, limit)
 
 

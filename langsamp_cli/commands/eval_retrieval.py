@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from langsamp_cli.errors import LangsampError
-
-DEFAULTS = {
-    "layer": 8,
-    "max_length": 512,
-    "batch_size": 32,
-    "exclude_special_tokens": False,
-    "output_dir": "results",
-    "pairs": 1000,
-    "top_k": [1, 5, 10],
-    "metric": "acc@10",
-    "dtype": "float32",
-    "device": None,
-}
+from langsamp_cli.commands.eval_transfer import task_name
+from langsamp_cli.tasks.retrieval_run import DEFAULTS  # noqa: F401 - the defaults' one home, re-exported
 
 _MODEL = typer.Option(None, "--model", "-m", help="Encoder: our checkpoint dir, any HF model name or path.")
 _LANGUAGES = typer.Option(None, "--languages", help="Comma list or a file of language ids (default: all found).")
@@ -50,8 +37,11 @@ _DTYPE = typer.Option(None, "--dtype", help="float32 (default, matches the offic
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
-    eval_app.command("sr-b")(sr_b)
-    eval_app.command("sr-t")(sr_t)
+    from langsamp_cli.tasks import registry
+
+    commands = {task_name(command): command for command in (sr_b, sr_t)}
+    for name in registry.retrieval_names():  # Typer takes the help from each function's docstring
+        eval_app.command(name)(commands[name])
 
 
 def sr_b(
@@ -84,9 +74,7 @@ def sr_b(
     """
     flags = _task_flags(locals())
     flags["bible"] = [str(p) for p in bible] if bible else None
-    settings = _settings("sr-b", config, flags)
-    _run("sr-b", _plan_sr_b(settings, data_dir_flag=data_dir), settings, no_cache, cache_dir, overwrite, shard,
-         explicit_max_length=max_length is not None)
+    _run(task_name(sr_b), flags, config, no_cache, cache_dir, overwrite, shard)
 
 
 def sr_t(
@@ -109,13 +97,7 @@ def sr_t(
     dtype: Optional[str] = _DTYPE,
 ) -> None:
     """SR-T: Tatoeba sentence retrieval, target-language sentences searched with English queries (acc@10)."""
-    settings = _settings("sr-t", config, _task_flags(locals()))
-    from langsamp_cli.data.parallel import check_data_dir
-    from langsamp_cli.tasks.retrieval import plan_sr_t
-
-    requested, any_script = _languages(settings.get("languages"))
-    plan = plan_sr_t(check_data_dir(settings.get("data_dir")), requested, int(settings["pairs"]), any_script)
-    _run("sr-t", plan, settings, no_cache, cache_dir, overwrite, shard, explicit_max_length=max_length is not None)
+    _run(task_name(sr_t), _task_flags(locals()), config, no_cache, cache_dir, overwrite, shard)
 
 
 def _task_flags(arguments: dict) -> dict:
@@ -124,129 +106,22 @@ def _task_flags(arguments: dict) -> dict:
     return {k: v for k, v in arguments.items() if k not in run_only}
 
 
-def _plan_sr_b(settings: dict, data_dir_flag: Path | None):
-    from langsamp_cli.data.parallel import check_data_dir
-    from langsamp_cli.tasks.retrieval import plan_sr_b_bibles, plan_sr_b_pairs
-
-    requested, any_script = _languages(settings.get("languages"))
-    named = settings.get("bible") or []
-    if not (settings.get("bible_dir") or settings.get("english_bible") or named):
-        return plan_sr_b_pairs(check_data_dir(settings.get("data_dir")), requested, int(settings["pairs"]), any_script)
-    if data_dir_flag is not None:
-        raise LangsampError("use either --data-dir (pair files) or --bible/--bible-dir + --english-bible "
-                            "(whole Bibles), not both")
-    if not settings.get("english_bible"):
-        raise LangsampError("--bible/--bible-dir need --english-bible PATH (the English whole Bible to pair with)")
-    if not (settings.get("bible_dir") or named):
-        raise LangsampError("--english-bible needs target Bibles: --bible FILE (repeatable) or --bible-dir DIR")
-    bibles = check_data_dir(settings.get("bible_dir"), "--bible-dir") if settings.get("bible_dir") else None
-    return plan_sr_b_bibles(bibles, Path(settings["english_bible"]), requested, int(settings["pairs"]),
-                            bible_files=[Path(p) for p in named], any_script=any_script)
-
-
-def _settings(task: str, config: Path | None, flags: dict) -> dict:
-    """Task YAML (or --config) under the flags that were given, over the built-in defaults."""
-    from langsamp_cli.task_config import load_task_config
-
-    overrides = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
-    loaded = load_task_config(task, overrides, config_file=config)
-    settings = {**DEFAULTS, **{k: v for k, v in loaded.items() if v is not None}}
-    if not settings.get("model"):
-        raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
-    return settings
-
-
-def _check_model(settings: dict, explicit_max_length: bool) -> None:
-    """After the cheap checks (flags, data, languages), before the encoder loads: is --model there, what fits it."""
-    from langsamp_cli.model_source import resolve_model
-    from langsamp_cli.tasks import fit_max_length
-
-    settings["model"] = resolve_model(str(settings["model"]))
-    fit_max_length(settings, Console(stderr=True, emoji=False), explicit=explicit_max_length)
-
-
-def _languages(value) -> tuple[list[str] | None, frozenset[str]]:
-    """(canonical ids or None for all, the ids given without a script); see tasks.requested_languages."""
-    from langsamp_cli.tasks import requested_languages
-
-    return requested_languages(value)
-
-
-def _run(task: str, plan, settings: dict, no_cache: bool, cache_dir: Path | None, overwrite: bool,
-         shard: str | None, explicit_max_length: bool = False) -> None:
-    from langsamp_cli.results import ResultStore, parse_shard, print_results, select_shard
-    from langsamp_cli.tasks.retrieval import run_retrieval
+def _run(task: str, flags: dict, config: Path | None, no_cache: bool, cache_dir: Path | None, overwrite: bool,
+         shard: str | None) -> None:
+    from langsamp_cli.results import print_results
+    from langsamp_cli.tasks.retrieval_run import run_retrieval_task
 
     console = Console(stderr=True, emoji=False)
-    task = str(settings.get("task", task))  # a YAML-defined task files its results under its own name
-    selected = select_shard(plan.names(), parse_shard(shard))
-    _check_model(settings, explicit_max_length)
-    from langsamp_cli.encode import SentenceEncoder  # heavy (torch): after every cheap check
-
-    layer_spec = settings.pop("layers", None)  # not a setting of any one layer's results
-    layers = _requested_layers(settings, layer_spec)
-    encoder = SentenceEncoder(
-        settings["model"],
-        layer=max(layers) if layers else int(settings["layer"]),
-        max_length=int(settings["max_length"]),
-        batch_size=int(settings["batch_size"]),
-        exclude_special_tokens=bool(settings["exclude_special_tokens"]),
-        device=settings.get("device"),
-        cache_dir=cache_dir,
-        use_cache=not no_cache,
-        dtype=str(settings["dtype"]),
-    )
-    if layers:
-        _run_layers(task, plan, settings, encoder, layers, selected, overwrite, console)
+    result = run_retrieval_task(task, flags, config=config, no_cache=no_cache, cache_dir=cache_dir,
+                                overwrite=overwrite, shard=shard, console=console)
+    if not result.layers:
+        console.print(result.describe(), highlight=False)
+        print_results(result.results[0])
         return
-    config = {**settings, "pooling": encoder.pooling, "encoder_key": encoder.fingerprint}
-    store = ResultStore(Path(settings["output_dir"]), task, settings["model"], None, config, str(settings["metric"]),
-                        overwrite=overwrite, fingerprint=encoder.model_fingerprint)
-    summary = run_retrieval(plan, encoder, store, selected, console=console, progress=sys.stderr.isatty(),
-                            ks=[int(k) for k in settings["top_k"]])
-    console.print(
-        f"{task}: {len(summary.scored)} scored, {len(summary.skipped)} skipped, "
-        f"{len(summary.already_done)} already done; {encoder.sentences_encoded} sentences encoded",
-        highlight=False,
-    )
-    print_results(store.finalize())
-
-
-def _requested_layers(settings: dict, spec) -> list[int] | None:
-    """The layers of a ``--layers`` run (sorted), or None for the ordinary single-layer run."""
-    if spec is None or spec == "":
-        return None
-    from langsamp_cli.encode import model_depth, parse_layers
-
-    return parse_layers(spec, model_depth(str(settings["model"])))
-
-
-def _run_layers(task: str, plan, settings: dict, encoder, layers: list[int], selected: list[str], overwrite: bool,
-                console: Console) -> None:
-    """One result set per layer: the task's own layer under ``task`` (exactly what a plain run writes),
-    every other layer k under ``task@layer<k>``; each unit's settings carry its layer."""
-    from langsamp_cli.results import ResultStore, layer_task_name, load_results
-    from langsamp_cli.tasks.retrieval import run_retrieval_layers
-
-    own_layer = int(settings["layer"])
-    stores = {}
-    for k in layers:
-        config = {**settings, "layer": k, "pooling": encoder.pooling, "encoder_key": encoder.fingerprint_for(k)}
-        name = task if k == own_layer else layer_task_name(task, k)
-        stores[k] = ResultStore(Path(settings["output_dir"]), name, settings["model"], None, config,
-                                str(settings["metric"]), overwrite=overwrite, fingerprint=encoder.model_fingerprint)
-    summaries = run_retrieval_layers(plan, encoder, stores, selected, console=console, progress=sys.stderr.isatty(),
-                                     ks=[int(k) for k in settings["top_k"]])
-    metric = str(settings["metric"])
     out = Console()
-    out.print(f"{task}: {metric} (mean over scored languages) by layer", highlight=False)
-    for k in layers:
-        results = load_results(stores[k].finalize())
-        values = [r["metrics"][metric] for r in results["languages"] if metric in r.get("metrics", {})]
-        mean = f"{100 * sum(values) / len(values):.1f}" if values else "-"
-        out.print(f"  layer {k:>2}: {mean}  ({len(values)} languages)  {stores[k].run_dir}", highlight=False,
-                  soft_wrap=True)
-    scored = {name for summary in summaries.values() for name in summary.scored}
-    skipped = {name for summary in summaries.values() for name in summary.skipped}
-    console.print(f"{task}: {len(layers)} layers; {len(scored)} languages scored, {len(skipped)} skipped; "
-                  f"{encoder.sentences_encoded} sentences encoded", highlight=False)
+    out.print(f"{result.task}: {result.metric} (mean over scored languages) by layer", highlight=False)
+    for layer in result.layers:
+        mean = "-" if layer.mean is None else f"{100 * layer.mean:.1f}"
+        out.print(f"  layer {layer.layer:>2}: {mean}  ({layer.n_languages} languages)  {layer.run_dir}",
+                  highlight=False, soft_wrap=True)
+    console.print(result.describe(), highlight=False)

@@ -45,10 +45,16 @@ _KEEP = typer.Option(None, "--keep-model/--no-keep-model",
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
-    eval_app.command("taxi1500")(taxi1500)
-    eval_app.command("sib200")(sib200)
-    eval_app.command("ner")(ner)
-    eval_app.command("pos")(pos)
+    from langsamp_cli.tasks import registry
+
+    commands = {task_name(command): command for command in (taxi1500, sib200, ner, pos)}
+    for name in registry.transfer_names():  # Typer takes the help from each function's docstring
+        eval_app.command(name)(commands[name])
+
+
+def task_name(command) -> str:
+    """The task a command function runs: its name, with - for _ (``sr_b`` -> ``sr-b``)."""
+    return command.__name__.replace("_", "-")
 
 
 def taxi1500(
@@ -72,7 +78,7 @@ def taxi1500(
     """
     flags = dict(locals())
     bibles, folder = flags.pop("bible"), flags.pop("bible_dir")
-    _run("taxi1500", flags, bibles, folder)
+    _run(task_name(taxi1500), flags, bibles, folder)
 
 
 def sib200(
@@ -85,7 +91,7 @@ def sib200(
     device: Optional[str] = _DEVICE, mixed_precision: Optional[str] = _PRECISION, keep_model: Optional[bool] = _KEEP,
 ) -> None:
     """SIB-200: 7-class topics; data-dir holds <lang_Script>/{train,dev,test}.tsv (macro-F1)."""
-    _run("sib200", dict(locals()))
+    _run(task_name(sib200), dict(locals()))
 
 
 def ner(
@@ -99,7 +105,7 @@ def ner(
     device: Optional[str] = _DEVICE, mixed_precision: Optional[str] = _PRECISION, keep_model: Optional[bool] = _KEEP,
 ) -> None:
     """NER (PER/ORG/LOC, seqeval F1): UNER *.iob2, MasakhaNER <lang>/{dev,test}.txt or XTREME <lang>/{train,dev,test}."""
-    _run("ner", dict(locals()))
+    _run(task_name(ner), dict(locals()))
 
 
 def pos(
@@ -113,7 +119,7 @@ def pos(
     device: Optional[str] = _DEVICE, mixed_precision: Optional[str] = _PRECISION, keep_model: Optional[bool] = _KEEP,
 ) -> None:
     """POS (17 UPOS tags, seqeval F1 + accuracy): UD treebanks *-ud-{train,dev,test}.conllu."""
-    _run("pos", dict(locals()))
+    _run(task_name(pos), dict(locals()))
 
 
 # ---------------------------------------------------------------------------- shared driver

@@ -143,8 +143,9 @@ SHARED_TATOEBA = Path("../shared/data/tatoeba/v1")
 def next_steps(final_dir: Path, corpus_languages: list[str]) -> list[str]:
     """Commands that run as printed: the bundled SR-T sample always, real Tatoeba data when it sits beside us."""
     from langsamp_cli.task_config import bundled_dir
+    from langsamp_cli.tasks.registry import SAMPLE_TASK
 
-    sample = bundled_dir("samples") / "sr-t"
+    sample = bundled_dir("samples") / SAMPLE_TASK
     sample_langs = sorted(p.suffix[1:] for p in sample.glob("tatoeba.*-eng_Latn.*") if p.suffix != ".eng_Latn")
     langs = [lang for lang in sample_langs if not corpus_languages or lang in corpus_languages] or sample_langs
     steps = [f"langsamp eval sr-t --model {final_dir} --data-dir {sample} --languages {','.join(langs)}"

@@ -30,7 +30,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langsamp_cli.data.parallel import LANG_SCRIPT_RE, ParallelDataError, ParallelPairs
+from langsamp_cli.data.parallel import ParallelDataError, ParallelPairs
 from langsamp_cli.errors import LangsampError
 
 PBC_BOOKS = (
@@ -139,22 +139,18 @@ def _ces_verse_id(path: Path, seg_id: str) -> int:
 # ---------------------------------------------------------------------------- language of a file
 def bible_language(path: str | Path) -> str:
     """The ``lang_Script`` id of a whole-Bible file (see the module docstring for the rules)."""
-    from langsamp_cli.languages import detect_script, parse_lang_script, parse_language
+    from langsamp_cli.languages import id_with_detected_script, written_id
 
     path = Path(path)
-    prefix = path.name.split(".", 1)[0]
-    if LANG_SCRIPT_RE.match(prefix):
-        return parse_lang_script(prefix).id
+    named = written_id(path.name.split(".", 1)[0])
+    if named:
+        return named
     code = _metadata_code(path) or _ces_header_code(path)
     if code is None:
         raise LangsampError(
             f"{path}: cannot tell its language; rename it to '<lang_Script>.{path.name}' (e.g. zul_Latn.{path.name})"
         )
-    sample = _text_sample(path)
-    script = detect_script(sample) if sample else None
-    if script and script not in ("Zyyy", "Zinh", "Zzzz"):
-        return f"{parse_language(code)}_{script}"
-    return parse_lang_script(code, text_sample=sample or None).id
+    return id_with_detected_script(code, _text_sample(path))
 
 
 def _metadata_code(path: Path) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,16 +74,20 @@ def read_tagged_file(path: str | Path) -> TaggedSentences:
     if not path.is_file():
         raise LangsampError(f"{path}: file not found")
     if path.suffix.lower() == ".iob2":
-        sentences = _read_blocks(path, _iob2_row)
+        sentences = read_blocks(path, _iob2_row)
     else:
-        sentences = _strip_language_prefix(_read_blocks(path, _two_column_row))
+        sentences = _strip_language_prefix(read_blocks(path, _two_column_row))
     if not sentences.tokens:
         raise LangsampError(f"{path}: no sentences; expected 'token<TAB>tag' lines with a blank line between sentences")
     return sentences
 
 
-def _read_blocks(path: Path, parse_row) -> TaggedSentences:
-    """Blank-line separated sentences; ``parse_row`` returns (token, tag) or None for lines to ignore."""
+def read_blocks(path: Path, parse_row: Callable[[Path, int, str], tuple[str, str] | None]) -> TaggedSentences:
+    """Blank-line separated sentences (NER files and CoNLL-U alike), each token with its file line.
+
+    ``parse_row(path, lineno, line)`` returns (token, tag), or None for a line to ignore (comments,
+    CoNLL-U ranges); a sentence's first line counts comments, so an error can point at the block.
+    """
     result = TaggedSentences([], [], str(path))
     tokens: list[str] = []
     tags: list[str] = []
@@ -245,18 +250,14 @@ def _code_and_split(path: Path, extensions: tuple[str, ...]) -> tuple[str | None
 
 
 def _file_language(code: str, path: Path) -> str:
-    from langsamp_cli.languages import detect_script, parse_lang_script, parse_language
+    from langsamp_cli.languages import id_with_detected_script, parse_language, written_id
 
-    if re.match(r"^[a-z]{2,3}[_-][A-Z][a-z]{3}$", code):
-        return parse_lang_script(code).id
-    lang = parse_language(code)
-    if lang == "jpn":  # kanji + kana: the official conversion names it Jpan, not the majority script
+    named = written_id(code)
+    if named:
+        return named
+    if parse_language(code) == "jpn":  # kanji + kana: the official conversion names it Jpan, not the majority script
         return "jpn_Jpan"
-    sample = _token_sample(path)
-    script = detect_script(sample) if sample else None
-    if script and script not in ("Zyyy", "Zinh", "Zzzz"):
-        return f"{lang}_{script}"
-    return parse_lang_script(code, text_sample=sample or None).id
+    return id_with_detected_script(code, _token_sample(path))
 
 
 def _token_sample(path: Path, max_bytes: int = 65_536) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from langsamp_cli.data.conll import TaggedSentences, TaggingFiles, discover_tagging
+from langsamp_cli.data.conll import TaggedSentences, TaggingFiles, discover_tagging, read_blocks
 from langsamp_cli.errors import LangsampError
 
 UPOS_TAGS = (
@@ -26,32 +26,12 @@ def read_conllu(path: str | Path) -> TaggedSentences:
     path = Path(path)
     if not path.is_file():
         raise LangsampError(f"{path}: CoNLL-U file not found")
-    result = TaggedSentences([], [], str(path))
     skipped = {"multiword_ranges": 0, "empty_nodes": 0}
-    words: list[str] = []
-    tags: list[str] = []
-    tag_lines: list[int] = []
-    start = 0
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for lineno, raw in enumerate(handle, start=1):
-                line = raw.rstrip("\r\n")
-                if not line.strip():
-                    _flush(result, words, tags, start, tag_lines)
-                    words, tags, tag_lines, start = [], [], [], 0
-                    continue
-                start = start or lineno  # a sentence's first line, comments included
-                if line.startswith("#"):
-                    continue
-                row = _word_row(path, lineno, line, skipped)
-                if row is None:
-                    continue
-                words.append(row[0])
-                tags.append(row[1])
-                tag_lines.append(lineno)
-    except UnicodeDecodeError as err:
-        raise LangsampError(f"{path}: not valid UTF-8 at byte {err.start}; re-encode the file as UTF-8") from None
-    _flush(result, words, tags, start, tag_lines)
+
+    def parse_row(path: Path, lineno: int, line: str) -> tuple[str, str] | None:
+        return None if line.startswith("#") else _word_row(path, lineno, line, skipped)
+
+    result = read_blocks(path, parse_row)
     if not result.tokens:
         raise LangsampError(f"{path}: no sentences; is this a CoNLL-U file?")
     result.notes.update({k: v for k, v in skipped.items() if v})
@@ -77,14 +57,6 @@ def _word_row(path: Path, lineno: int, line: str, skipped: dict[str, int]) -> tu
     if not upos or upos == "_":
         raise LangsampError(f"{path}:{lineno}: word {fields[1]!r} has no UPOS tag (column 4); fix the file")
     return fields[1], upos
-
-
-def _flush(result: TaggedSentences, words: list[str], tags: list[str], start: int, tag_lines: list[int]) -> None:
-    if words:
-        result.tokens.append(words)
-        result.tags.append(tags)
-        result.lines.append(start)
-        result.tag_lines.append(list(tag_lines))
 
 
 def read_pos_file(path: str | Path) -> TaggedSentences:

@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langsamp_cli.data.parallel import LANG_SCRIPT_RE, match_requested
+from langsamp_cli.data.parallel import match_requested
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.languages import LANG_SCRIPT_RE
 
 FORMATS = ("sib200", "bible", "lines")
 _SPLITS = ("train", "dev", "test")

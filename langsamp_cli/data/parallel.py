@@ -16,15 +16,15 @@ data have no empty lines, so this never changes an official number.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from langsamp_cli.errors import LangsampError
 
 ENGLISH = "eng_Latn"
 MAX_EMPTY_FRACTION = 0.10
-LANG_SCRIPT_RE = re.compile(r"^[a-z]{2,3}_[A-Z][a-z]{3}$")
 
 
 class ParallelDataError(LangsampError):
@@ -182,6 +182,30 @@ def match_requested(requested: Iterable[str], available: Iterable[str],
             found = same[0] if len(same) == 1 else None
         resolved[wanted] = found
     return resolved
+
+
+Unit = TypeVar("Unit")
+
+
+def restrict_requested(units: Mapping[str, Unit], problems: Mapping[str, str], requested: Iterable[str],
+                       any_script: Iterable[str],
+                       missing: Callable[[str], str]) -> tuple[dict[str, Unit], dict[str, str]]:
+    """The requested languages' units and problems, under the names they are served as (aliases allowed).
+
+    A requested id with neither a unit nor a known problem gets ``missing(id)`` as its problem;
+    ``any_script``: ids given without a script (see :func:`match_requested`).
+    """
+    any_script = list(any_script)
+    kept: dict[str, Unit] = {}
+    failed: dict[str, str] = {}
+    for wanted, available in match_requested(requested, sorted({*units, *problems}), any_script).items():
+        if available is None:
+            failed[wanted] = missing(wanted)
+        elif available in problems:
+            failed[served_name(wanted, available, any_script)] = problems[available]
+        else:
+            kept[served_name(wanted, available, any_script)] = units[available]
+    return kept, failed
 
 
 def served_name(wanted: str, available: str, any_script: Iterable[str] = ()) -> str:

@@ -8,7 +8,6 @@ labels onto other Bibles, and reports every file it could not use (``not used na
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +20,27 @@ from langsamp_cli.errors import LangsampError
 def build_transfer_data(task: str, settings: dict[str, Any], console: Console,
                         bibles: list[Path] | None = None, bible_dir: Path | None = None):
     """The task's TransferData from ``settings`` (data_dir, source_lang, train_file/dev_file, labels...)."""
-    if task == "taxi1500":
-        return taxi1500_data(settings, bibles, bible_dir, console)
-    builders: dict[str, Callable[[dict, Console], Any]] = {"sib200": sib200_data, "ner": ner_data, "pos": pos_data}
-    if task not in builders:
-        raise LangsampError(f"{task}: not a transfer task; use one of taxi1500, {', '.join(builders)}")
+    from langsamp_cli.tasks import registry
+
+    spec = registry.get(task)
+    if not spec.is_transfer:
+        raise LangsampError(f"{task}: not a transfer task; use one of {', '.join(registry.transfer_names())}")
+    if spec.takes_bibles:
+        return spec.build_data()(task, settings, console, bibles, bible_dir)
     if bibles or bible_dir:
         raise LangsampError(f"--bible/--bible-dir: only Taxi1500 takes Bible targets, not {task}")
-    return builders[task](settings, console)
+    return spec.build_data()(task, settings, console)
 
 
-def taxi1500_data(settings: dict, bibles: list[Path] | None, bible_dir: Path | None, console: Console):
+def taxi1500_data(task: str, settings: dict, console: Console, bibles: list[Path] | None = None,
+                  bible_dir: Path | None = None):
     from langsamp_cli.data.taxi1500 import discover_taxi1500, read_taxi1500_tsv
     from langsamp_cli.tasks.transfer import add_bible_targets, plan_from_files
 
     data_dir = _data_dir(settings)
     files, problems = discover_taxi1500(data_dir)
     print_problems(problems, console)
-    data = plan_from_files("taxi1500", files, read_taxi1500_tsv, settings["source_lang"], str(data_dir))
+    data = plan_from_files(task, files, read_taxi1500_tsv, settings["source_lang"], str(data_dir))
     from_folder, named = bible_dir_files(bible_dir, console), named_bibles(bibles)
     if from_folder or named:
         official = files.get("eng_Latn", {}).get("test")
@@ -76,7 +78,7 @@ def named_bibles(bibles: list[Path] | None) -> dict[str, Path]:
     return found
 
 
-def sib200_data(settings: dict, console: Console):
+def sib200_data(task: str, settings: dict, console: Console):
     from langsamp_cli.data.sib200 import discover_sib200, read_labels_file, read_sib200_tsv
     from langsamp_cli.tasks.transfer import plan_from_files
 
@@ -87,10 +89,10 @@ def sib200_data(settings: dict, console: Console):
     def read(path: Path):
         return read_sib200_tsv(path, read_labels_file(path.parent))
 
-    return plan_from_files("sib200", files, read, settings["source_lang"], str(data_dir))
+    return plan_from_files(task, files, read, settings["source_lang"], str(data_dir))
 
 
-def ner_data(settings: dict, console: Console):
+def ner_data(task: str, settings: dict, console: Console):
     from langsamp_cli.data.conll import discover_tagging, normalize_ner, read_tagged_file
     from langsamp_cli.tasks.transfer import plan_from_files
 
@@ -102,11 +104,11 @@ def ner_data(settings: dict, console: Console):
     def read(path: Path):
         return normalize_ner(read_tagged_file(path), entity_types)
 
-    return plan_from_files("ner", found.files, read, settings["source_lang"], str(data_dir),
+    return plan_from_files(task, found.files, read, settings["source_lang"], str(data_dir),
                            settings.get("train_file"), settings.get("dev_file"))
 
 
-def pos_data(settings: dict, console: Console):
+def pos_data(task: str, settings: dict, console: Console):
     from langsamp_cli.data.conllu import UPOS_TAGS, discover_treebanks, read_pos_file
     from langsamp_cli.tasks.transfer import plan_from_files
 
@@ -114,7 +116,7 @@ def pos_data(settings: dict, console: Console):
     data_dir = _data_dir(settings)
     found = discover_treebanks(data_dir)
     print_problems(found.problems, console)
-    return plan_from_files("pos", found.files, read_pos_file, settings["source_lang"], str(data_dir),
+    return plan_from_files(task, found.files, read_pos_file, settings["source_lang"], str(data_dir),
                            settings.get("train_file"), settings.get("dev_file"))
 
 

@@ -38,8 +38,6 @@ from langsamp_cli.experiment.config import (
     PATH_KEYS,
     RESERVED,
     RUNNERS,
-    VARIANT_FLAGS,
-    VARIANTS,
     CommandLine,
     ExperimentConfig,
     experiments_dir,
@@ -72,8 +70,8 @@ from langsamp_cli.experiment.stages import (
 )
 
 __all__ = [
-    "BASELINE", "EVAL_TASKS", "EXPORT_SUFFIXES", "PATH_KEYS", "RESERVED", "RUNNERS", "STATE_FILE", "VARIANTS",
-    "VARIANT_FLAGS", "CommandLine", "ExperimentConfig", "ExperimentResult", "ExperimentState", "IndexPage", "Layout",
+    "BASELINE", "EVAL_TASKS", "EXPORT_SUFFIXES", "PATH_KEYS", "RESERVED", "RUNNERS", "STATE_FILE",
+    "CommandLine", "ExperimentConfig", "ExperimentResult", "ExperimentState", "IndexPage", "Layout",
     "Section", "Stage", "_launcher_processes", "execute", "experiments_dir", "export_report", "flags_to_argv",
     "link_model", "load_experiment_config", "missing_paths", "plan_stages", "pretrain_settings",
     "resolve_config_path", "run_experiment", "run_stage", "stage_command", "stage_status", "stage_table",

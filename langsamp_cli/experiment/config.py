@@ -11,10 +11,10 @@ from typing import Any
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
+from langsamp_cli.variants import VARIANTS
+from langsamp_cli.tasks import registry
 
-VARIANTS = ("vanilla", "lang", "script", "both")
-VARIANT_FLAGS = {"vanilla": (False, False), "lang": (True, False), "script": (False, True), "both": (True, True)}
-EVAL_TASKS = ("sr-b", "sr-t", "taxi1500", "sib200", "ner", "pos")
+EVAL_TASKS = tuple(registry.names())
 RUNNERS = ("subprocess", "inprocess")
 BASELINE = "vanilla"
 # Settings the experiment sets itself for each stage (a config may not override them).
@@ -69,14 +69,9 @@ def experiments_dir() -> Path:
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """A YAML path, or a preset name (``cpu-demo`` -> langsamp_cli/task_configs/experiments/cpu-demo.yaml)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    preset = experiments_dir() / f"{name_or_path}.yaml"
-    if preset.is_file():
-        return preset
-    known = ", ".join(sorted(p.stem for p in experiments_dir().glob("*.yaml"))) or "none"
-    raise LangsampError(f"{name_or_path}: no such experiment file; pass a YAML path or a preset ({known})")
+    from langsamp_cli.task_config import resolve_config_path as resolve_yaml
+
+    return resolve_yaml(name_or_path, experiments_dir(), kind="experiment")
 
 
 def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None,
@@ -139,12 +134,13 @@ def _optional_section(raw: dict, key: str, path: Path, data_root: Path) -> dict[
 
 
 def _variants(value: Any, path: Path) -> list[str]:
+    known = VARIANTS
     items = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value or []]
     items = list(dict.fromkeys(v for v in items if v))
-    bad = [v for v in items if v not in VARIANTS]
+    bad = [v for v in items if v not in known]
     if bad or not items:
-        raise LangsampError(f"{path}: variants {', '.join(bad) or '(none)'}: choose from {', '.join(VARIANTS)}")
-    return sorted(items, key=VARIANTS.index)
+        raise LangsampError(f"{path}: variants {', '.join(bad) or '(none)'}: choose from {', '.join(known)}")
+    return sorted(items, key=known.index)
 
 
 def _select_tasks(tasks: dict[str, Any], chosen: str | list[str], path: Path) -> dict[str, Any]:

@@ -17,13 +17,13 @@ import yaml
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.experiment.config import (
     BASELINE,
-    VARIANT_FLAGS,
     ExperimentConfig,
     flags_to_argv,
     pretrain_settings,
 )
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json
 from langsamp_cli.tasks.transfer_run import TRANSFER_TASKS
+from langsamp_cli.variants import variant_flags
 
 STATE_FILE = "experiment_state.json"
 STATE_FORMAT = 1
@@ -108,8 +108,8 @@ def plan_stages(config: ExperimentConfig) -> list[Stage]:
         for variant in config.variants:
             argv = ["eval", task, "--model", str(layout.model(variant)), "--output-dir", str(layout.results),
                     *flags_to_argv(flags)]
-            library = functools.partial(_transfer, task, flags, layout.model(variant), layout.results) \
-                if task in TRANSFER_TASKS else None
+            run = _transfer if task in TRANSFER_TASKS else _retrieval
+            library = functools.partial(run, task, flags, layout.model(variant), layout.results)
             stages.append(Stage(f"eval:{task}:{variant}", "eval", argv=argv, library=library, signature=_hash(argv)))
     if config.similarity is not None and BASELINE in config.variants:
         for variant in (v for v in config.variants if v != BASELINE):
@@ -117,7 +117,7 @@ def plan_stages(config: ExperimentConfig) -> list[Stage]:
                     "--output-dir", str(layout.similarity(variant)), *flags_to_argv(config.similarity)]
             stages.append(Stage(f"similarity:{variant}", "similarity", argv=argv, signature=_hash(argv)))
     if config.plots is not None:
-        for variant in (v for v in config.variants if v != "vanilla"):
+        for variant in (v for v in config.variants if v != BASELINE):
             table = {"lang": "language", "script": "script", "both": "both"}[variant]
             argv = ["plot-embeddings", "--model", str(layout.model(variant)), "--table", table,
                     "--output-dir", str(layout.plots(variant)), *flags_to_argv(config.plots)]
@@ -133,7 +133,7 @@ def _write_report(config: ExperimentConfig) -> None:
 
 
 def pretrain_stage(config: ExperimentConfig, layout: Layout, variant: str, pretrain_yaml: str) -> Stage:
-    lang_emb, script_emb = VARIANT_FLAGS[variant]
+    lang_emb, script_emb = variant_flags(variant)
     argv = ["pretrain", "--preset", str(config.pretrain.get("preset", "demo")),
             "--config", str(layout.root / "configs" / "pretrain.yaml"),
             "--output-dir", str(layout.run_dir(variant)),
@@ -154,7 +154,7 @@ def _pretrain(config: ExperimentConfig, layout: Layout, variant: str) -> None:
     from langsamp_cli.pretrain.config import build_config
     from langsamp_cli.pretrain.trainer import pretrain
 
-    lang_emb, script_emb = VARIANT_FLAGS[variant]
+    lang_emb, script_emb = variant_flags(variant)
     settings = build_config(str(config.pretrain.get("preset", "demo")), layout.root / "configs" / "pretrain.yaml",
                             {"output_dir": str(layout.run_dir(variant)), "lang_emb": lang_emb,
                              "script_emb": script_emb})
@@ -172,6 +172,26 @@ def _transfer(task: str, flags: dict[str, Any], model: Path, results: Path) -> N
     run = run_transfer(task, {**settings, "model": str(model), "output_dir": str(results)},
                        bibles=[Path(b) for b in ([bibles] if isinstance(bibles, str) else bibles or [])],
                        bible_dir=Path(bible_dir) if bible_dir else None, progress=False)
+    print(run.describe())
+    for path in run.results:
+        print_results(path)
+
+
+def _retrieval(task: str, flags: dict[str, Any], model: Path, results: Path) -> None:
+    """`langsamp eval sr-b|sr-t --model ... --output-dir ... <flags>` through the library."""
+    from langsamp_cli.results import print_results
+    from langsamp_cli.tasks.retrieval_run import run_retrieval_task
+
+    # the values the CLI would get from the stage's argv (lists as comma lists; --bible stays a list)
+    settings = {k: ",".join(map(str, v)) if isinstance(v, list) and k != "bible" else v for k, v in flags.items()}
+    run_only = {key: settings.pop(key, None) for key in ("no_cache", "cache_dir", "overwrite", "shard", "config")}
+    if isinstance(settings.get("bible"), str):
+        settings["bible"] = [settings["bible"]]
+    run = run_retrieval_task(task, {**settings, "model": str(model), "output_dir": str(results)},
+                             config=Path(run_only["config"]) if run_only["config"] else None,
+                             no_cache=bool(run_only["no_cache"]), overwrite=bool(run_only["overwrite"]),
+                             cache_dir=Path(run_only["cache_dir"]) if run_only["cache_dir"] else None,
+                             shard=run_only["shard"], progress=False)
     print(run.describe())
     for path in run.results:
         print_results(path)

@@ -21,6 +21,7 @@ from typing import Any
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
+from langsamp_cli.variants import variant_name
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TINY_MODEL = "tiny"
@@ -72,9 +73,7 @@ class PretrainConfig:
 
     @property
     def variant(self) -> str:
-        return {(True, True): "both", (True, False): "lang", (False, True): "script", (False, False): "vanilla"}[
-            (self.lang_emb, self.script_emb)
-        ]
+        return variant_name(self.lang_emb, self.script_emb)
 
     @property
     def is_from_scratch(self) -> bool:

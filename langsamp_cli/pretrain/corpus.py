@@ -45,8 +45,8 @@ from rich import box
 from rich.table import Table
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.languages import LANG_SCRIPT_RE
 
-LANG_SCRIPT_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 Encoder = Callable[[list[str]], list[list[int]]]
 ENCODE_BATCH_LINES = 512
 MAX_LINE_BYTES = 1 << 16       # longer lines are read (and tokenized) in pieces of at most this many bytes

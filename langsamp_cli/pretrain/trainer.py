@@ -615,7 +615,7 @@ def from_scratch_config(config: PretrainConfig, tokenizer: Any) -> Any:
 
 def prepare_model(config: PretrainConfig, tokenizer: Any, lang2id: dict[str, int], script2id: dict[str, int],
                   checkpoint: Path | None, corpus: Corpus | None = None, say: Callable = print) -> torch.nn.Module:
-    from langsamp_cli.model import build_model, load_checkpoint
+    from langsamp_cli.model import build_model, load_checkpoint, usable_positions
 
     if checkpoint is not None:
         model = load_checkpoint(checkpoint)
@@ -631,10 +631,10 @@ def prepare_model(config: PretrainConfig, tokenizer: Any, lang2id: dict[str, int
 
             initialise_from_checkpoint(model, config.model, config.lang_map, config.init_new_languages,
                                        corpus_scripts(corpus.sources), say)
-    positions = getattr(model.mlm.config, "max_position_embeddings", None)
-    if positions is not None and config.max_seq_len > positions - 2 and model.mlm.config.model_type != "bert":
+    limit = usable_positions(model.mlm.config)
+    if limit is not None and config.max_seq_len > limit:
         raise LangsampError(f"--max-seq-len {config.max_seq_len} exceeds what {config.model} supports "
-                            f"({positions - 2}); lower it")
+                            f"({limit}); lower it")
     return model
 
 

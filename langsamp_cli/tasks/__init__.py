@@ -54,17 +54,7 @@ def fit_max_length(settings: dict, console, explicit: bool = False) -> None:
 
 
 def model_length_limit(model: str) -> int | None:
-    """Tokens (with <s> and </s>) a model's position embeddings allow; None when unknown.
+    """Tokens (with <s> and </s>) a model's position embeddings allow; None when unknown (never the network)."""
+    from langsamp_cli.model import model_usable_positions
 
-    Reads the config of a local checkpoint or a hub model already in the local cache, never the
-    network (an unreachable name is reported by the model loader later, once).
-    """
-    from transformers import AutoConfig
-
-    from langsamp_cli.model import usable_positions
-
-    try:
-        config = AutoConfig.from_pretrained(model, local_files_only=True)
-    except (OSError, ValueError):
-        return None
-    return usable_positions(config)
+    return model_usable_positions(model)

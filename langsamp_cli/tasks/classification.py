@@ -15,48 +15,19 @@ from torch.utils.data import DataLoader
 
 from langsamp_cli.data.taxi1500 import LabelledTexts
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.finetune import Runtime, progress_bar
+from langsamp_cli.finetune import Runtime
 from langsamp_cli.metrics import classification_metrics
+from langsamp_cli.tasks.head import HeadTask
 
 
-class ClassificationTask:
+class ClassificationTask(HeadTask):
     headline = "macro_f1"
     dev_metric = "macro_f1"
+    head_class = "AutoModelForSequenceClassification"
 
-    def __init__(self, name: str, max_length: int = 256, eval_batch_size: int = 32):
-        self.name = name
-        self.max_length = int(max_length)
-        self.eval_batch_size = int(eval_batch_size)
-        self.labels: list[str] = []
-
-    # -------------------------------------------------------------- labels and model
     def fit_labels(self, train: LabelledTexts, configured: list[str] | None = None) -> list[str]:
         """The label inventory: ``configured`` (task YAML) or the sorted training labels."""
-        found = sorted(set(train.labels))
-        if configured:
-            extra = sorted(set(found) - set(configured))
-            if extra:
-                raise LangsampError(f"{train.source}: labels {extra} are not in the task's labels {configured}; "
-                                    "fix the file or the 'labels' list of the task config")
-            self.labels = list(configured)
-        else:
-            self.labels = found
-        return self.labels
-
-    def build_model(self, model_name: str) -> torch.nn.Module:
-        """The backbone with a fresh head; ``load_backbone`` refuses a checkpoint missing an encoder weight."""
-        from transformers import AutoModelForSequenceClassification
-
-        from langsamp_cli.model import load_backbone
-
-        model, _ = load_backbone(
-            model_name,
-            AutoModelForSequenceClassification,
-            num_labels=len(self.labels),
-            id2label=dict(enumerate(self.labels)),
-            label2id={label: i for i, label in enumerate(self.labels)},
-        )
-        return model
+        return self.set_labels(train.labels, train.source, configured)
 
     # -------------------------------------------------------------- data
     def known_only(self, data: LabelledTexts) -> LabelledTexts:
@@ -78,26 +49,15 @@ class ClassificationTask:
         label_ids = {label: i for i, label in enumerate(self.labels)}
         rows = [{"input_ids": ids, "labels": label_ids[label]}
                 for ids, label in zip(self.encode(tokenizer, data.texts), data.labels)]
-        generator = torch.Generator().manual_seed(int(seed))
-        return DataLoader(rows, batch_size=batch_size, shuffle=True, generator=generator,
-                          collate_fn=_Collator(tokenizer))
+        return self.loader(rows, tokenizer, batch_size, seed)
+
+    def collator(self, tokenizer) -> _Collator:
+        return _Collator(tokenizer)
 
     # -------------------------------------------------------------- prediction and scoring
     def predict(self, model, tokenizer, texts: list[str], runtime: Runtime, progress: bool = False) -> list[str]:
-        encoded = self.encode(tokenizer, texts)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths batch together
-        predictions: dict[int, int] = {}
-        collate = _Collator(tokenizer)
-        model.eval()
-        with progress_bar(progress) as bars, torch.no_grad(), runtime.autocast():
-            task = bars.add_task("predict", total=len(order))
-            for start in range(0, len(order), self.eval_batch_size):
-                chunk = order[start:start + self.eval_batch_size]
-                batch = collate([{"input_ids": encoded[i]} for i in chunk])
-                logits = model(**{k: v.to(runtime.device) for k, v in batch.items()}).logits
-                predictions.update(zip(chunk, logits.argmax(-1).tolist()))
-                bars.advance(task, len(chunk))
-        return [self.labels[predictions[i]] for i in range(len(encoded))]
+        ids = self.predict_ids(model, tokenizer, self.encode(tokenizer, texts), runtime, progress)
+        return [self.labels[i] for i in ids]
 
     def evaluate(self, model, tokenizer, data: LabelledTexts, runtime: Runtime,
                  progress: bool = False) -> tuple[dict[str, float], dict]:
@@ -105,11 +65,6 @@ class ClassificationTask:
         data = self.known_only(data)
         predicted = self.predict(model, tokenizer, data.texts, runtime, progress)
         return classification_metrics(data.labels, predicted), {"n": len(data), "source": data.source, **data.notes}
-
-    def dev_score(self, tokenizer, dev: LabelledTexts, runtime: Runtime):
-        def score(model) -> float:
-            return self.evaluate(model, tokenizer, dev, runtime)[0][self.dev_metric]
-        return score
 
 
 class _Collator:

@@ -260,13 +260,8 @@ def restrict_plan(plan: RetrievalPlan, requested: list[str] | None, where: str,
         if not plan.names():
             raise LangsampError(f"{where}: no data files for this task found; check --data-dir and the file names")
         return plan
-    from langsamp_cli.data.parallel import match_requested, served_name
+    from langsamp_cli.data.parallel import restrict_requested
 
-    restricted = RetrievalPlan()
-    for wanted, available in match_requested(requested, plan.units, any_script).items():
-        if available is None:
-            restricted.problems[wanted] = plan.problems.get(wanted, f"{where}: no data files for {wanted}")
-        else:
-            name = served_name(wanted, available, any_script)
-            restricted.units[name] = RetrievalUnit(name, plan.units[available].load)
-    return restricted
+    units, problems = restrict_requested(plan.units, plan.problems, requested, any_script,
+                                         lambda wanted: f"{where}: no data files for {wanted}")
+    return RetrievalPlan({name: RetrievalUnit(name, unit.load) for name, unit in units.items()}, problems)

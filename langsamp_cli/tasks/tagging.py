@@ -27,8 +27,9 @@ from torch.utils.data import DataLoader
 
 from langsamp_cli.data.conll import TaggedSentences
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.finetune import Runtime, progress_bar
+from langsamp_cli.finetune import Runtime
 from langsamp_cli.metrics import tagging_metrics
+from langsamp_cli.tasks.head import HeadTask
 
 IGNORE = -100
 
@@ -56,44 +57,19 @@ def double_separator(tokenizer) -> bool:
     return pair.count(tokenizer.sep_token_id) >= 3
 
 
-class TaggingTask:
+class TaggingTask(HeadTask):
     headline = "f1"
     dev_metric = "f1"
+    head_class = "AutoModelForTokenClassification"
+    label_word = "tags"
 
     def __init__(self, name: str, max_length: int = 256, eval_batch_size: int = 32):
-        self.name = name
-        self.max_length = int(max_length)
-        self.eval_batch_size = int(eval_batch_size)
-        self.labels: list[str] = []
+        super().__init__(name, max_length, eval_batch_size)
         self._tail: tuple | None = None  # (tokenizer, the separator(s) that end its inputs)
 
-    # -------------------------------------------------------------- labels and model
     def fit_labels(self, train: TaggedSentences, configured: list[str] | None = None) -> list[str]:
-        found = sorted({tag for tags in train.tags for tag in tags})
-        if configured:
-            extra = sorted(set(found) - set(configured))
-            if extra:
-                raise LangsampError(f"{train.source}: tags {extra} are not in the task's labels {list(configured)}; "
-                                    "fix the file or the 'labels' list of the task config")
-            self.labels = list(configured)
-        else:
-            self.labels = found
-        return self.labels
-
-    def build_model(self, model_name: str) -> torch.nn.Module:
-        """The backbone with a fresh head; ``load_backbone`` refuses a checkpoint missing an encoder weight."""
-        from transformers import AutoModelForTokenClassification
-
-        from langsamp_cli.model import load_backbone
-
-        model, _ = load_backbone(
-            model_name,
-            AutoModelForTokenClassification,
-            num_labels=len(self.labels),
-            id2label=dict(enumerate(self.labels)),
-            label2id={label: i for i, label in enumerate(self.labels)},
-        )
-        return model
+        """The tag inventory: ``configured`` (task YAML) or the sorted training tags."""
+        return self.set_labels((tag for tags in train.tags for tag in tags), train.source, configured)
 
     # -------------------------------------------------------------- encoding
     def encode(self, tokenizer, words: list[str]) -> list[EncodedSentence]:
@@ -131,29 +107,18 @@ class TaggingTask:
                                             f"{self.labels}")
                     labels[position] = label_ids[tag]
                 rows.append({"input_ids": part.input_ids, "labels": labels})
-        generator = torch.Generator().manual_seed(int(seed))
-        return DataLoader(rows, batch_size=batch_size, shuffle=True, generator=generator,
-                          collate_fn=_Collator(tokenizer))
+        return self.loader(rows, tokenizer, batch_size, seed)
+
+    def collator(self, tokenizer) -> _Collator:
+        return _Collator(tokenizer)
 
     # -------------------------------------------------------------- prediction and scoring
     def predict(self, model, tokenizer, sentences: list[list[str]], runtime: Runtime,
                 progress: bool = False) -> tuple[list[list[str]], list[EncodedSentence]]:
         """Predicted tags per sentence part (every word of every sentence), and the parts."""
         encoded = [part for words in sentences for part in self.encode(tokenizer, words)]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
-        predicted: dict[int, list[str]] = {}
-        collate = _Collator(tokenizer)
-        model.eval()
-        with progress_bar(progress) as bars, torch.no_grad(), runtime.autocast():
-            task = bars.add_task("predict", total=len(order))
-            for start in range(0, len(order), self.eval_batch_size):
-                chunk = order[start:start + self.eval_batch_size]
-                batch = collate([{"input_ids": encoded[i].input_ids} for i in chunk])
-                best = model(**{k: v.to(runtime.device) for k, v in batch.items()}).logits.argmax(-1).tolist()
-                for row, i in zip(best, chunk):
-                    predicted[i] = [self.labels[row[p]] for p in encoded[i].first_pieces]
-                bars.advance(task, len(chunk))
-        return [predicted[i] for i in range(len(encoded))], encoded
+        best = self.predict_ids(model, tokenizer, [part.input_ids for part in encoded], runtime, progress)
+        return [[self.labels[row[p]] for p in part.first_pieces] for row, part in zip(best, encoded)], encoded
 
     def evaluate(self, model, tokenizer, data: TaggedSentences, runtime: Runtime,
                  progress: bool = False) -> tuple[dict[str, float], dict]:
@@ -175,11 +140,6 @@ class TaggingTask:
         if unknown:
             extra["unknown_tags"] = dict(sorted(unknown.items()))
         return tagging_metrics(gold, predicted), extra
-
-    def dev_score(self, tokenizer, dev: TaggedSentences, runtime: Runtime):
-        def score(model) -> float:
-            return self.evaluate(model, tokenizer, dev, runtime)[0][self.dev_metric]
-        return score
 
 
 class _Collator:

@@ -427,17 +427,10 @@ def restrict_languages(data: TransferData, requested: list[str] | None, where: s
     """
     if requested is None:
         return data
-    from langsamp_cli.data.parallel import match_requested, served_name
+    from langsamp_cli.data.parallel import restrict_requested
 
-    targets, problems = {}, {}
-    for wanted, available in match_requested(requested, data.names(), any_script).items():
-        if available is None:
-            problems[wanted] = f"{where}: no {data.task} test data for {wanted}"
-        elif available in data.problems:
-            problems[served_name(wanted, available, any_script)] = data.problems[available]
-        else:
-            targets[served_name(wanted, available, any_script)] = data.targets[available]
-    data.targets, data.problems = targets, problems
+    data.targets, data.problems = restrict_requested(data.targets, data.problems, requested, any_script,
+                                                     lambda wanted: f"{where}: no {data.task} test data for {wanted}")
     return data
 
 

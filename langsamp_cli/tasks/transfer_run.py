@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.tasks import registry
 
 
 COMMON = {
@@ -38,16 +39,9 @@ COMMON = {
 }
 CLASSIFICATION = {"lr": 1e-5, "epochs": 40, "batch_size": 8, "grad_accum": 2}
 TAGGING = {"lr": 2e-5, "epochs": 10, "batch_size": 8, "grad_accum": 4}
-DEFAULTS = {
-    "taxi1500": {**COMMON, **CLASSIFICATION,
-                 "labels": ["Description", "Faith", "Grace", "Recommendation", "Sin", "Violence"]},
-    "sib200": {**COMMON, **CLASSIFICATION,
-               "labels": ["entertainment", "geography", "health", "politics", "science/technology", "sports",
-                          "travel"]},
-    "ner": {**COMMON, **TAGGING, "entity_types": ["PER", "ORG", "LOC"],
-            "labels": ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]},
-    "pos": {**COMMON, **TAGGING},  # labels: the 17 UPOS tags (data/conllu.py)
-}
+_BY_TYPE = {"classification": CLASSIFICATION, "tagging": TAGGING}
+DEFAULTS = {spec.name: {**COMMON, **_BY_TYPE[spec.type], **{k: list(v) for k, v in spec.defaults.items()}}
+            for spec in registry.all_tasks() if spec.is_transfer}
 TRANSFER_TASKS = tuple(DEFAULTS)
 
 
@@ -97,7 +91,7 @@ def build_task(task: str, settings: dict[str, Any]):
     from langsamp_cli.tasks.classification import ClassificationTask
     from langsamp_cli.tasks.tagging import TaggingTask
 
-    kind = ClassificationTask if task in ("taxi1500", "sib200") else TaggingTask
+    kind = ClassificationTask if registry.get(task).type == "classification" else TaggingTask
     return kind(settings.get("task", task), max_length=int(settings["max_length"]),
                 eval_batch_size=int(settings["eval_batch_size"]))
 

@@ -1,0 +1,131 @@
+"""The one list of built-in tasks: name -> :class:`TaskSpec`.
+
+Eval commands, the transfer runner, the report, experiments and the donor study read their task
+names, labels, order and headline metrics from here. Adding a dataset is a YAML under
+``task_configs/``, a reader under ``data/`` and one entry below. A task defined by a YAML alone
+(``--config`` with ``task: my-task``) is not listed: it is reported under its own name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from langsamp_cli.errors import LangsampError
+
+TaskType = Literal["retrieval", "classification", "tagging"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str                 # the CLI command (`langsamp eval <name>`) and the task_configs/<name>.yaml stem
+    type: TaskType            # picks the runner: retrieval, or transfer with a classification/tagging head
+    label: str                # the column/row label in reports
+    metric: str               # the headline metric
+    defaults: Mapping = field(default_factory=dict)  # transfer settings only this task has (labels, ...)
+    data: str | None = None   # "module:function" building the data: the TransferData (transfer tasks,
+    #                           f(task, settings, console)) or the retrieval plan (f(settings, flags))
+    takes_bibles: bool = False  # transfer: --bible/--bible-dir add target test sets
+    files: Callable[[Path], dict] | None = None  # transfer: data folder -> language -> split -> file
+
+    @property
+    def is_transfer(self) -> bool:
+        return self.type != "retrieval"
+
+    def build_data(self):
+        """The function that builds this task's data (imported on first use)."""
+        if self.data is None:
+            raise LangsampError(f"{self.name}: no data reader registered for this task")
+        module, function = self.data.split(":")
+        from importlib import import_module
+
+        return getattr(import_module(module), function)
+
+
+def _ner_files(folder: Path) -> dict:
+    from langsamp_cli.data.conll import discover_tagging
+
+    return discover_tagging(folder, extensions=("iob2",)).files
+
+
+def _pos_files(folder: Path) -> dict:
+    from langsamp_cli.data.conllu import discover_treebanks
+
+    return discover_treebanks(folder).files
+
+
+def _sib200_files(folder: Path) -> dict:
+    from langsamp_cli.data.sib200 import discover_sib200
+
+    return discover_sib200(folder)[0]
+
+
+def _taxi1500_files(folder: Path) -> dict:
+    from langsamp_cli.data.taxi1500 import discover_taxi1500
+
+    return discover_taxi1500(folder)[0]
+
+
+_INPUTS = "langsamp_cli.data.transfer_inputs"
+_RETRIEVAL = "langsamp_cli.tasks.retrieval_run"
+_TASKS = (  # in report order
+    TaskSpec("sr-b", "retrieval", "SR-B", "acc@10", data=f"{_RETRIEVAL}:plan_sr_b"),
+    TaskSpec("sr-t", "retrieval", "SR-T", "acc@10", data=f"{_RETRIEVAL}:plan_sr_t"),
+    TaskSpec("taxi1500", "classification", "Taxi1500", "macro_f1",
+             MappingProxyType({"labels": ["Description", "Faith", "Grace", "Recommendation", "Sin", "Violence"]}),
+             f"{_INPUTS}:taxi1500_data", takes_bibles=True, files=_taxi1500_files),
+    TaskSpec("sib200", "classification", "SIB200", "macro_f1",
+             MappingProxyType({"labels": ["entertainment", "geography", "health", "politics", "science/technology",
+                                          "sports", "travel"]}),
+             f"{_INPUTS}:sib200_data", files=_sib200_files),
+    TaskSpec("ner", "tagging", "NER", "f1",
+             MappingProxyType({"entity_types": ["PER", "ORG", "LOC"],
+                               "labels": ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]}),
+             f"{_INPUTS}:ner_data", files=_ner_files),
+    TaskSpec("pos", "tagging", "POS", "f1", MappingProxyType({}),  # labels: the 17 UPOS tags (data/conllu.py)
+             f"{_INPUTS}:pos_data", files=_pos_files),
+)
+REGISTRY: Mapping[str, TaskSpec] = MappingProxyType({spec.name: spec for spec in _TASKS})
+SAMPLE_TASK = "sr-t"  # the task of the bundled sample data (langsamp_cli/samples/<name>)
+
+
+def all_tasks() -> Iterator[TaskSpec]:
+    """Every built-in task, in report order."""
+    return iter(_TASKS)
+
+
+def names() -> list[str]:
+    return [spec.name for spec in _TASKS]
+
+
+def transfer_names() -> list[str]:
+    return [spec.name for spec in _TASKS if spec.is_transfer]
+
+
+def retrieval_names() -> list[str]:
+    return [spec.name for spec in _TASKS if not spec.is_transfer]
+
+
+def get(name: str) -> TaskSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise LangsampError(f"{name}: unknown task; use one of {', '.join(names())}") from None
+
+
+def label(name: str) -> str:
+    """The report label of ``name`` (a task defined by a YAML alone keeps its own name)."""
+    spec = REGISTRY.get(name)
+    return spec.label if spec else name
+
+
+def train_languages(name: str, folder: Path) -> dict[str, dict[str, Path]]:
+    """language -> split -> file of a transfer task's data folder (the donor study's source candidates)."""
+    spec = get(name)
+    if spec.files is None:
+        raise LangsampError(f"--candidates task:{name}: not a transfer task; use "
+                            f"{', '.join('task:' + n for n in transfer_names())}")
+    return spec.files(folder)
