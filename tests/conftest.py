@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import SHARED_DATA, all_sample_texts
+from helpers import SHARED_DATA, all_sample_texts, save_small_xlmr_config, write_sample_corpus
 from langsamp_cli.tiny import build_tiny_model
 
 
@@ -42,3 +42,15 @@ def short_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model with 34 position embeddings (32 usable), like the 128-token demo models but smaller."""
     return build_tiny_model(all_sample_texts(), tmp_path_factory.mktemp("short_model"), vocab_size=400,
                             max_positions=34)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four language-scripts of numbered sample sentences (a pretraining corpus)."""
+    return write_sample_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def small_arch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide XLM-R config (from scratch through AutoConfig): keeps every run to seconds."""
+    return save_small_xlmr_config(tmp_path_factory.mktemp("arch"))

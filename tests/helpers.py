@@ -228,3 +228,11 @@ def load_script(path: Path) -> types.ModuleType:
         return importlib.import_module(path.stem)
     finally:
         sys.path.remove(str(path.parent))
+
+
+def small_pretrain_settings(corpus: Path, arch: Path, tokenizer: Path, output_dir: Path, **overrides) -> dict:
+    """A few-step from-scratch run of the small architecture on the sample corpus (seconds)."""
+    settings = dict(corpus=str(corpus), model=str(arch), from_scratch=True, tokenizer=str(tokenizer),
+                    output_dir=str(output_dir), max_seq_len=32, batch_size=2, grad_accum=2, max_steps=6,
+                    save_every=2, keep_last=2, log_every=1, warmup_steps=2, lr=1e-3, seed=5)
+    return {**settings, **overrides}

@@ -15,28 +15,15 @@ from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.corpus import ChunkSampler, scan_corpus
 from langsamp_cli.pretrain.prefetch import StepPrefetcher
 from langsamp_cli.pretrain.trainer import STATE_FILE, parameter_hash, pretrain, read_log
-from helpers import save_small_xlmr_config, write_sample_corpus
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample_corpus(tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture(scope="module")
-def small_arch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 32-wide XLM-R config (from scratch through AutoConfig): keeps every run here to seconds."""
-    return save_small_xlmr_config(tmp_path_factory.mktemp("arch"))
+from helpers import small_pretrain_settings
 
 
 @pytest.fixture
 def make_config(corpus_dir: Path, tiny_model_dir: Path, small_arch: Path):
     """A few steps of a small model; cache_bytes 1500 streams the larger languages (their state has a buffer)."""
     def make(output_dir: Path, **overrides):
-        settings = dict(corpus=str(corpus_dir), model=str(small_arch), from_scratch=True,
-                        tokenizer=str(tiny_model_dir), output_dir=str(output_dir), max_seq_len=32, batch_size=2,
-                        grad_accum=2, max_steps=6, save_every=2, keep_last=3, log_every=1, warmup_steps=2,
-                        lr=1e-3, seed=5, cache_bytes=1500)
+        settings = small_pretrain_settings(corpus_dir, small_arch, tiny_model_dir, output_dir, keep_last=3,
+                                           cache_bytes=1500)
         return build_config("demo", None, {**settings, **overrides})
     return make
 
