@@ -175,17 +175,24 @@ def clean_message(text: str) -> str:
     return text.strip(" :,;-<>")
 
 
-def read_mo(path: Path) -> list[str]:
-    """Every translated string of a compiled gettext catalog (all plural forms; the header entry skipped)."""
-    data = path.read_bytes()
+def mo_entries(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(msgid, msgstr) bytes of every entry of a compiled gettext catalog, header included."""
     order = "<" if struct.unpack("<I", data[:4])[0] == 0x950412DE else ">"
     _, count, ids_at, values_at = struct.unpack(order + "4I", data[4:20])
-    strings = []
+    entries = []
     for index in range(count):
-        id_length, _ = struct.unpack_from(order + "2I", data, ids_at + 8 * index)
+        id_length, id_offset = struct.unpack_from(order + "2I", data, ids_at + 8 * index)
         length, offset = struct.unpack_from(order + "2I", data, values_at + 8 * index)
-        if id_length:  # the entry with an empty msgid is the catalog header (metadata, not text)
-            strings.extend(form for form in data[offset: offset + length].decode("utf-8").split("\x00") if form)
+        entries.append((data[id_offset: id_offset + id_length], data[offset: offset + length]))
+    return entries
+
+
+def read_mo(path: Path) -> list[str]:
+    """Every translated string of a compiled gettext catalog (all plural forms; the header entry skipped)."""
+    strings = []
+    for msgid, msgstr in mo_entries(path.read_bytes()):
+        if msgid:  # the entry with an empty msgid is the catalog header (metadata, not text)
+            strings.extend(form for form in msgstr.decode("utf-8").split("\x00") if form)
     return strings
 
 

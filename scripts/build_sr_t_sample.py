@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import importlib.util
 import re
-import struct
 import sys
 import zipfile
 from pathlib import Path
@@ -29,24 +28,19 @@ PRINTF_RE = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[sdifr%]|\{[^}]*\}"
 TAG_RE = re.compile(r"<[^>]+>")
 
 
-def _load_cleaner():
+def _load_demo_builder():
     spec = importlib.util.spec_from_file_location("build_demo_corpus", REPO_ROOT / "scripts" / "build_demo_corpus.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses need the module registered
     spec.loader.exec_module(module)
-    return module.clean_message
+    return module
 
 
-def read_mo_pairs(data: bytes) -> list[tuple[str, str]]:
+def read_mo_pairs(data: bytes, mo_entries) -> list[tuple[str, str]]:
     """(msgid, msgstr) of every singular entry of a compiled gettext catalog (header and plurals skipped)."""
-    order = "<" if struct.unpack("<I", data[:4])[0] == 0x950412DE else ">"
-    _, count, ids_at, values_at = struct.unpack(order + "4I", data[4:20])
     pairs = []
-    for index in range(count):
-        id_length, id_offset = struct.unpack_from(order + "2I", data, ids_at + 8 * index)
-        length, offset = struct.unpack_from(order + "2I", data, values_at + 8 * index)
-        source = data[id_offset: id_offset + id_length].decode("utf-8")
-        target = data[offset: offset + length].decode("utf-8")
+    for msgid, msgstr in mo_entries(data):
+        source, target = msgid.decode("utf-8"), msgstr.decode("utf-8")
         if source and "\x00" not in source and "\x04" not in source and target:
             pairs.append((source, target))
     return pairs
@@ -60,10 +54,12 @@ def catalogs(django: Path, locale: str) -> list[bytes]:
     return [p.read_bytes() for p in sorted(django.glob(f"**/locale/{locale}/LC_MESSAGES/django.mo"))]
 
 
-def sample(django: Path, locale: str, clean) -> list[tuple[str, str]]:
+def sample(django: Path, locale: str, builder) -> list[tuple[str, str]]:
+    """Up to PAIRS (English, translation) pairs, cleaned by the demo-corpus builder's own rules."""
+    clean = builder.clean_message
     chosen: dict[str, str] = {}
     for data in catalogs(django, locale):
-        for source, target in read_mo_pairs(data):
+        for source, target in read_mo_pairs(data, builder.mo_entries):
             if PRINTF_RE.search(source) or TAG_RE.search(source):
                 continue  # placeholders make pairs trivially matchable by their markup
             source, target = clean(source), clean(target)
@@ -78,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--django", type=Path, required=True, help="Django wheel (.whl) or installed package dir")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
-    clean = _load_cleaner()
+    builder = _load_demo_builder()
     args.output.mkdir(parents=True, exist_ok=True)
     for lang, locale in LOCALES.items():
-        pairs = sample(args.django, locale, clean)
+        pairs = sample(args.django, locale, builder)
         if len(pairs) < PAIRS:
             raise SystemExit(f"{locale}: only {len(pairs)} usable pairs in {args.django}")
         stem = args.output / f"tatoeba.{lang}-eng_Latn"
