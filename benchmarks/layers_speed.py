@@ -25,16 +25,12 @@ import datetime
 import json
 import platform
 import random
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+from _common import REPO, RESULTS, Timer, silence_transformers, write_json  # first: it puts this checkout on sys.path
 from langsamp_cli.data.parallel import ParallelPairs  # noqa: E402
 from langsamp_cli.encode import SentenceEncoder  # noqa: E402
 from langsamp_cli.results import ResultStore, layer_task_name  # noqa: E402
@@ -107,18 +103,6 @@ def _unit_metrics(store: ResultStore, unit: str) -> dict:
     return json.loads(store.unit_path(unit).read_text(encoding="utf-8"))["metrics"]
 
 
-class Timer:
-    def __enter__(self) -> "Timer":
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-    def as_dict(self) -> dict:
-        return {"cpu_s": round(self.cpu, 4), "wall_s": round(self.wall, 4)}
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 generated languages x 100 pairs, 2 rounds")
@@ -129,11 +113,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "layers_speed.json")
+    parser.add_argument("--output", type=Path, default=RESULTS / "layers_speed.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.languages, args.pairs, args.repeats = 2, 100, 2
     torch.set_num_threads(args.threads)
+    silence_transformers()
     pairs = benchmark_pairs(args.languages, args.pairs)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -173,8 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "machine": platform.machine(), "time": datetime.datetime.now(datetime.timezone.utc)
                         .strftime("%Y-%m-%dT%H:%M:%SZ")},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_json(args.output, record)
     print(f"single layer {args.layers}: {best['single']['cpu_s']:.2f} s CPU; all {args.layers + 1} layers: "
           f"{best['all']['cpu_s']:.2f} s CPU; ratio {ratio_cpu:.3f} (wall {ratio_wall:.3f}); target <= "
           f"{TARGET_RATIO}: {'met' if ratio_cpu <= TARGET_RATIO else 'NOT met'}; wrote {args.output}")

@@ -44,7 +44,6 @@ import copy
 import gc
 import os
 import platform
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -56,12 +55,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import RESULTS, add_device_argument, check_device, silence_transformers, synchronize, write_json
 
-from langsamp_cli.io_utils import atomic_write_json  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_PEAK_TFLOPS = 989.0   # NVIDIA H100/H200 SXM, dense bf16 (no sparsity)
 # Issue 10's targets for xlmr-base on an H200-class GPU: 1.4x the 213k tokens/s measured before, 2x the HF Trainer.
 GPU_TARGETS = {"ours_tokens_per_s": 1.4 * 213_000, "speedup_vs_hf_trainer": 2.0}
@@ -147,11 +142,6 @@ def release_device_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class OursRunner:
@@ -390,7 +380,7 @@ def figures_from(device: torch.device) -> dict[str, Any]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_device_argument(parser)
     parser.add_argument("--settings", default=None,
                         help=f"comma-separated, from {', '.join(SETTINGS)} (default: {DEFAULTS['cpu']} on cpu, "
                              f"{DEFAULTS['cuda']} on cuda)")
@@ -406,8 +396,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=None,
                         help="JSON path (default: benchmarks/results/pretrain_throughput[_cuda].json)")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA GPU on this machine")
+    check_device(parser, args.device)
     names = args.settings.split(",") if args.settings else DEFAULTS[args.device]
     unknown = [name for name in names if name not in SETTINGS]
     if unknown:
@@ -433,10 +422,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     peak = args.peak_tflops if args.peak_tflops is not None else (DEFAULT_PEAK_TFLOPS if run.cuda else None)
     output = args.output or RESULTS / ("pretrain_throughput_cuda.json" if run.cuda else "pretrain_throughput.json")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    silence_transformers()
     from langsamp_cli.demo_corpus import demo_corpus_dir
     from langsamp_cli.pretrain.corpus import scan_corpus
 
@@ -449,7 +435,7 @@ def main() -> None:
             console.print(f"benchmarking {name} on {run.device} ({run.mixed_precision}) ...", highlight=False)
             results.append(benchmark(SETTINGS[name], tokenizer, corpus, run, peak, Path(tmp)))
     print_table(console, results, run)
-    atomic_write_json(output, {
+    write_json(output, {
         "benchmark": "pretrain_throughput", "figures_from": figures_from(run.device), "results": results,
         "threads": args.threads if not run.cuda else None, "quick": args.quick, "peak_tflops": peak,
         "flops_definition": "model FLOPs = 6 x parameters x tokens (tied embeddings counted once)",

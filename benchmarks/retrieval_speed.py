@@ -45,7 +45,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -53,12 +52,19 @@ import faiss
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from langsamp_cli.data.parallel import ParallelPairs  # noqa: E402
-from langsamp_cli.encode import SentenceEncoder  # noqa: E402
-from langsamp_cli.tasks.retrieval import (  # noqa: E402
+from _common import (  # first: it puts this checkout on sys.path
+    REPO,
+    RESULTS,
+    Timer,
+    add_device_argument,
+    check_device,
+    silence_transformers,
+    synchronize,
+    write_json,
+)
+from langsamp_cli.data.parallel import ParallelPairs
+from langsamp_cli.encode import SentenceEncoder
+from langsamp_cli.tasks.retrieval import (
     RetrievalPlan,
     RetrievalUnit,
     plan_sr_b_bibles,
@@ -67,7 +73,7 @@ from langsamp_cli.tasks.retrieval import (  # noqa: E402
     run_retrieval,
     score_pairs,
 )
-from langsamp_cli.tiny import build_tiny_model  # noqa: E402
+from langsamp_cli.tiny import build_tiny_model
 
 SHARED = REPO.parent / "shared" / "data"
 MODEL_ARCH = dict(num_hidden_layers=12, hidden_size=256, num_attention_heads=4, intermediate_size=1024)
@@ -137,17 +143,6 @@ def official_accuracy(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     _, predictions = index.search(y, 10)
     hits = {k: sum(i in p[:k] for i, p in enumerate(predictions)) for k in (1, 5, 10)}
     return {f"acc@{k}": hits[k] / len(predictions) for k in (1, 5, 10)}
-
-
-class Timer:
-    """Wall and process-CPU seconds; CPU time barely moves when other jobs share the machine."""
-
-    def __enter__(self) -> "Timer":
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def run_official(model_dir: Path, data: list[ParallelPairs], batch_size: int) -> tuple[Timer, dict]:
@@ -295,11 +290,6 @@ def build_xlmr_base(texts: list[str], output_dir: Path, tokenizer_vocab: int) ->
     return output_dir
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def gpu_memory_scope(device: torch.device):
     """Resets the peak before a side runs; ``peak_mib()`` reads it after (None on CPU)."""
     class Scope:
@@ -433,8 +423,6 @@ def provenance(device: torch.device, command: list[str]) -> dict:
 
 def run_side_by_side(args) -> None:
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit("--device cuda: torch sees no CUDA device on this machine (run on a GPU, or use --device cpu)")
     with tempfile.TemporaryDirectory(prefix="langsamp-bench-") as tmp:
         result = side_by_side(args, device, Path(tmp))
     report = {"benchmark": "retrieval_speed", "mode": "side-by-side on one device", "device": device_record(device),
@@ -444,18 +432,14 @@ def run_side_by_side(args) -> None:
               "tokenizer": "Unigram trained on the benchmark sentences (no XLM-R tokenizer download)",
               "timing": "wall clock between device synchronisations, after a warm-up; model load not timed",
               "result": result}
-    from langsamp_cli.io_utils import atomic_write_json
-
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.output, report)
+    write_json(args.output, report)
     print(f"wrote {args.output}")
 
 
 # ---------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="cuda: the side-by-side GPU run (XLM-R-base size, fp32 and bf16)")
+    add_device_argument(parser, help="cuda: the side-by-side GPU run (XLM-R-base size, fp32 and bf16)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="the --device cuda comparison, also on CPU (a smoke run of that code path)")
     parser.add_argument("--setting", choices=("xlmr-base", "small"), default=None,
@@ -483,10 +467,9 @@ def main() -> None:
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    check_device(parser, args.device)
     torch.set_num_threads(args.threads)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # the load report of an MLM checkpoint read as a bare encoder
+    silence_transformers()  # e.g. the load report of an MLM checkpoint read as a bare encoder
     if args.memory_child:
         memory_child(args.model_dir, args.memory_child, args.memory_pairs, args.batch_size)
         return
@@ -494,7 +477,7 @@ def main() -> None:
     if args.output is None:
         name = ("retrieval_speed_cuda.json" if args.device == "cuda" else
                 "retrieval_speed_side_by_side_cpu.json" if side else "retrieval_speed.json")
-        args.output = REPO / "benchmarks" / "results" / name
+        args.output = RESULTS / name
     if args.quick:
         args.languages, args.pairs, args.memory_counts, args.memory_pairs = 3, 40, "2,4", 30
     args.languages = args.languages or (30 if side else 10)
@@ -526,10 +509,7 @@ def main() -> None:
         "tasks": results,
         "memory_growth_by_languages": memory,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    from langsamp_cli.io_utils import atomic_write_json
-
-    atomic_write_json(args.output, report)
+    write_json(args.output, report)
     print(f"wrote {args.output}")
 
 

@@ -99,6 +99,8 @@ def _first_sentence(text: str) -> str:
 
 def _option_metavar(option) -> str:
     name = option.name or ""
+    if option.metavar:  # chosen where the option is declared (e.g. the choices of a typed setting)
+        return option.metavar
     if name in NAMED_METAVARS:
         return NAMED_METAVARS[name]
     if option.type_descriptor.is_choice:

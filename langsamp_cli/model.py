@@ -135,20 +135,28 @@ class LangSAMPForMaskedLM(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         labels: torch.Tensor,
         lang_ids: torch.Tensor | None = None,
         script_ids: torch.Tensor | None = None,
         return_logits: bool = False,
+        masked_positions: torch.Tensor | None = None,
     ) -> LangSAMPOutput:
-        """``lang_ids``/``script_ids``: (batch,) or (batch, seq); only their values at masked positions are read."""
+        """``lang_ids``/``script_ids``: (batch,) or (batch, seq); only their values at masked positions are read.
+
+        ``masked_positions``: the flat indices (into ``labels.view(-1)``) where ``labels != -100``, ascending, as the
+        MLM collator builds them on the host. Without it they are found here, which on a GPU makes the host wait for
+        the device (the number of masked tokens decides the shapes). ``attention_mask=None`` means no padding.
+        """
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        masked = labels != -100
-        rows = hidden[masked]
-        rows = rows + _lookup(self.lang_embeddings, lang_ids, masked, "lang_ids")
-        rows = rows + _lookup(self.script_embeddings, script_ids, masked, "script_ids")
+        if masked_positions is None:
+            masked_positions = masked_positions_of(labels)
+        positions = masked_positions.to(hidden.device)
+        rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
+        rows = rows + _lookup(self.lang_embeddings, lang_ids, labels.shape[1], positions, "lang_ids")
+        rows = rows + _lookup(self.script_embeddings, script_ids, labels.shape[1], positions, "script_ids")
         logits = self.lm_head(rows)
-        targets = labels[masked]
+        targets = labels.reshape(-1).index_select(0, positions.to(labels.device))
         if targets.numel() == 0:
             loss = logits.sum() * 0.0  # keeps the graph so every rank still runs backward
         else:
@@ -172,14 +180,22 @@ def _new_table(rows: int, hidden: int, std: float) -> nn.Embedding:
     return table
 
 
-def _lookup(table: nn.Embedding | None, ids: torch.Tensor | None, masked: torch.Tensor, name: str) -> Any:
+def masked_positions_of(labels: torch.Tensor) -> torch.Tensor:
+    """Flat indices (into ``labels.view(-1)``) of the MLM targets, ascending: the rows ``labels[labels != -100]``
+    reads, in its order. Computed on the host by the collator; here only for callers that pass labels alone."""
+    return (labels.reshape(-1) != -100).nonzero().squeeze(1)
+
+
+def _lookup(table: nn.Embedding | None, ids: torch.Tensor | None, seq_len: int, positions: torch.Tensor,
+            name: str) -> Any:
     if table is None:
         return 0.0
     if ids is None:
         raise ValueError(f"this LangSAMP model needs {name}")
-    ids = ids.to(masked.device)
-    per_token = ids if ids.dim() == 2 else ids[:, None].expand_as(masked)
-    return table(per_token[masked])
+    ids = ids.to(positions.device)
+    # (batch,) ids: a flat position's row is position // seq_len.
+    picked = ids.reshape(-1).index_select(0, positions) if ids.dim() == 2 else ids.index_select(0, positions // seq_len)
+    return table(picked)
 
 
 def _table_size(mapping: dict[str, int]) -> int:
@@ -194,9 +210,10 @@ def _rows(table: nn.Embedding | None) -> int | None:
 
 
 @contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """No tqdm 'Loading weights' bars and no load report from transformers: our commands draw their own
-    progress, and ``load_backbone`` checks the loaded weights itself."""
+def quiet_transformers() -> Iterator[None]:
+    """No tqdm 'Loading weights'/'Writing model shards' bars and no load report from transformers while it runs:
+    our commands draw their own progress, and ``load_backbone`` checks the loaded weights itself. The verbosity and
+    the progress-bar setting are restored afterwards (a notebook or script keeps its own)."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
@@ -276,7 +293,7 @@ def load_backbone(model: str | Path, cls: Any = None, *, config: Any = None, all
         kwargs = _config_kwargs_onto(config, kwargs)
         kwargs["config"] = config
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             try:
                 loaded, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
             except RuntimeError as err:
@@ -485,7 +502,7 @@ def save_checkpoint(model: LangSAMPForMaskedLM, tokenizer: Any, output_dir: str 
     from safetensors.torch import save_file
 
     output_dir = Path(output_dir)
-    with atomic_dir(output_dir) as tmp, _quiet_transformers():
+    with atomic_dir(output_dir) as tmp, quiet_transformers():
         model.mlm.save_pretrained(str(tmp))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))

@@ -55,7 +55,7 @@ GROUP_KEYS = ("head_tail", "script_group", "family")
 # Settings that change how a run is executed, not what it measures (left out of the config hash).
 _RUN_ONLY_KEYS = {"languages", "output_dir", "device", "batch_size", "eval_batch_size", "cache_dir", "shard",
                   "overwrite", "dtype", "mixed_precision", "keep_model", "no_cache", "fingerprint",
-                  "config_files"}
+                  "config_files", "description"}
 _SEED_KEYS = {"seed", "seeds"}  # one run's seeds share their settings; the seed has its own folder
 
 

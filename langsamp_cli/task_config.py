@@ -4,14 +4,13 @@ Resolution order (later wins): included files (depth first, in the order listed)
 ``config_file`` (a user YAML, e.g. ``--config``) < ``overrides`` (flags; None values are ignored).
 ``name_or_path`` is a task name (``sr-b`` -> ``langsamp_cli/task_configs/sr-b.yaml``) or a path to any YAML, so a
 new task is one new file: a ``--config`` YAML may name its own ``task:`` (results are filed under that name)
-as long as it keeps the command's task type, e.g. ``include: sr-t`` plus new file patterns and languages. The folder is ``langsamp_cli/task_configs`` (shipped in the wheel) or ``$LANGSAMP_TASK_CONFIGS``.
+as long as it keeps the command's task type, e.g. ``include: sr-t`` plus its own data_dir, languages and pairs. The folder is ``langsamp_cli/task_configs`` (shipped in the wheel) or ``$LANGSAMP_TASK_CONFIGS``.
 ``include:`` takes a file name or a list; a relative name is looked up beside the including file,
 then among the task configs (so a user YAML can say ``include: sr-b``). Dicts merge key by key.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 import os
 import re
@@ -24,36 +23,8 @@ from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
 
 TASK_TYPES = ("retrieval", "classification", "tagging")
-REQUIRED = ("task", "type", "metric")
-# Per type: key -> (check, what the value must be).
-_POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "an integer > 0")
-_NON_NEGATIVE_INT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-_POSITIVE_NUMBER = (lambda v: _is_number(v) and v > 0, "a number > 0")
-_INT_LIST = (lambda v: isinstance(v, list) and v and all(_is_int(k) and k > 0 for k in v), "a list of integers > 0")
-TYPE_KEYS: dict[str, dict[str, tuple]] = {
-    "retrieval": {"layer": _NON_NEGATIVE_INT, "max_length": _POSITIVE_INT, "top_k": _INT_LIST,
-                  "pairs": _POSITIVE_INT},
-    "classification": {"lr": _POSITIVE_NUMBER, "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
-                       "grad_accum": _POSITIVE_INT, "max_length": _POSITIVE_INT, "num_labels": _POSITIVE_INT},
-    "tagging": {"lr": _POSITIVE_NUMBER, "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT,
-                "grad_accum": _POSITIVE_INT, "max_length": _POSITIVE_INT, "num_labels": _POSITIVE_INT},
-}
-# Every key a task YAML (or a flag) may set, per type; anything else is a typo (one-line error with close matches).
-# ``base_task`` and ``config_files`` are written by load_task_config itself.
-COMMON_KEYS = frozenset({"task", "type", "metric", "metrics", "source_lang", "data_dir", "file_patterns",
-                         "language_list", "languages", "output_dir", "model", "device", "description",
-                         "base_task", "config_files"})
-_TRANSFER_KEYS = frozenset({"lr", "epochs", "batch_size", "grad_accum", "max_length", "num_labels", "labels",
-                            "eval_batch_size", "seeds", "patience", "weight_decay", "adam_epsilon", "max_grad_norm",
-                            "scheduler", "warmup_ratio", "mixed_precision", "keep_model", "max_train_samples",
-                            "max_eval_samples"})
-ALLOWED_KEYS: dict[str, frozenset[str]] = {
-    "retrieval": COMMON_KEYS | {"layer", "layers", "max_length", "batch_size", "top_k", "pairs",
-                                "exclude_special_tokens",
-                                "dtype", "bible", "bible_dir", "english_bible"},
-    "classification": COMMON_KEYS | _TRANSFER_KEYS | {"bible", "bible_dir"},
-    "tagging": COMMON_KEYS | _TRANSFER_KEYS | {"entity_types", "train_file", "dev_file"},
-}
+REQUIRED = ("task", "type")
+INTERNAL_KEYS = ("base_task", "config_files")  # written by load_task_config itself
 # A task name becomes a folder under --output-dir: a plain name, never a path.
 TASK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -98,10 +69,10 @@ def load_task_config(name_or_path: str | Path, overrides: dict | None = None,
         if config.get("task") != base_task:  # a new task defined in YAML on top of a built-in one
             config["base_task"] = base_task
         sources.append(str(extra_path))
-    validate(config, " + ".join(sources))
+    config = validate(config, " + ".join(sources))
     if overrides:
         config = deep_merge(config, overrides)
-        validate(config, " + ".join([*sources, "flags"]))
+        config = validate(config, " + ".join([*sources, "flags"]))
     config["config_files"] = sources
     return config
 
@@ -171,8 +142,15 @@ def deep_merge(base: dict, top: dict) -> dict:
     return merged
 
 
-def validate(config: dict, source: str) -> None:
-    """One-line error naming the file(s) and key for the first problem found."""
+def validate(config: dict, source: str) -> dict:
+    """The config with every value converted to its type; one-line error naming the file(s) and key otherwise.
+
+    The keys and their types are the fields of the task type's settings class
+    (:mod:`langsamp_cli.tasks.task_settings`); run options (--overwrite, --shard, ...) are not YAML keys.
+    """
+    from langsamp_cli.settings import check_known_keys, convert_all, field_names
+    from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
+
     for key in REQUIRED:
         if config.get(key) in (None, ""):
             hint = " (a user config can start with `include: <task>` to inherit one)" if key == "task" else ""
@@ -181,14 +159,13 @@ def validate(config: dict, source: str) -> None:
     if kind not in TASK_TYPES:
         raise LangsampError(f"{source}: key 'type' is {kind!r}; use one of {', '.join(TASK_TYPES)}")
     _check_task_name(config["task"], source)
-    _check_known_keys(config, kind, source)
-    for key, (check, what) in TYPE_KEYS[kind].items():
-        if key not in config or config[key] is None:
-            raise LangsampError(f"{source}: missing required key '{key}' for a {kind} task")
-        if not check(config[key]):
-            raise LangsampError(f"{source}: key '{key}' must be {what}, got {config[key]!r}")
+    schema = SETTINGS_BY_TYPE[kind]
+    what = f"for a {kind} task"
+    check_known_keys(config, field_names(schema, run_only=False), source, what, internal=INTERNAL_KEYS)
+    converted = convert_all(schema, config, source, required=True, what=what)
     if kind == "retrieval":
-        _check_retrieval_metric(config, source)
+        _check_retrieval_metric(converted, source)
+    return converted
 
 
 def _check_task_name(task: Any, source: str) -> None:
@@ -198,28 +175,9 @@ def _check_task_name(task: Any, source: str) -> None:
                             "letters, digits, '.', '_' and '-', starting with a letter or digit (e.g. my-task)")
 
 
-def _check_known_keys(config: dict, kind: str, source: str) -> None:
-    allowed = ALLOWED_KEYS[kind]
-    for key in config:
-        if key in allowed:
-            continue
-        close = difflib.get_close_matches(str(key), sorted(allowed), n=3)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
-            f"a {kind} task takes {', '.join(sorted(allowed - {'base_task', 'config_files'}))}"
-        raise LangsampError(f"{source}: unknown key {key!r} for a {kind} task; {hint}")
-
-
 def _check_retrieval_metric(config: dict, source: str) -> None:
     metric = str(config["metric"])
     k = metric.removeprefix("acc@")
     if not (metric.startswith("acc@") and k.isdigit() and int(k) in config["top_k"]):
         raise LangsampError(f"{source}: key 'metric' is {metric!r}; a retrieval metric is acc@k with k in "
                             f"top_k {config['top_k']}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

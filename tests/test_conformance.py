@@ -314,7 +314,7 @@ def test_chunking_setting_is_checked() -> None:
 
     assert build_config("demo").chunking == "langsamp"
     assert build_config("demo", None, {"chunking": "official"}).chunking == "official"
-    with pytest.raises(LangsampError, match="--chunking sentences: choose one of langsamp, official"):
+    with pytest.raises(LangsampError, match="--chunking: 'sentences' is not one of langsamp, official"):
         build_config("demo", None, {"chunking": "sentences"})
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +14,6 @@ import pytest
 import torch
 import yaml
 
-from langsamp_cli.commands.experiment import command_line
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.experiment import (
     ExperimentState,
@@ -29,7 +30,6 @@ ALPHABETS = {
     "ell_Grek": "αβγδεζηθικλμνξοπρστυφχψω",
 }
 TARGETS = ["rus_Cyrl", "ell_Grek"]
-CLI = command_line()  # how `langsamp experiment` checks stage flags and runs stages in-process
 
 
 def sentences(alphabet: str, n: int, seed: int) -> list[str]:
@@ -80,8 +80,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("experiment")
     data = make_data(root)
     path = experiment_yaml(root, data)
-    config = load_experiment_config(path, cli=CLI)
-    first = run_experiment(config, cli=CLI)
+    config = load_experiment_config(path)
+    first = run_experiment(config)
     return {"root": root, "data": data, "yaml": path, "config": config, "first": first}
 
 
@@ -115,6 +115,87 @@ def test_every_stage_ran_and_index_shows_tables_and_pictures(finished: dict) -> 
     assert all((out / image).is_file() for image in images)
 
 
+def test_in_process_stage_logs_hold_the_library_output(finished: dict) -> None:
+    """stdout and the `langsamp` logger of an in-process stage land in its log, under the command line."""
+    logs = finished["config"].output_dir / "logs"
+    similarity = (logs / "similarity_both.log").read_text(encoding="utf-8").splitlines()
+    assert similarity[1].startswith("# ") and " -m langsamp_cli similarity --model " in similarity[1]
+    assert any(line.startswith("data: lines in ") for line in similarity)  # logged by the library
+    record = json.loads((finished["config"].output_dir / "similarity" / "both" / "similarity.json").read_text())
+    summary = next(line for line in similarity if line.startswith("layer 8: mean similarity of 3 language pairs"))
+    assert f"{record['pairs_improved']} of 3 pairs improved" in summary
+    plots = (logs / "plots_both.log").read_text(encoding="utf-8")
+    assert "model: " in plots and "PCA of both" in plots and "language: 3 points" in plots
+    assert "pca.json)" in plots
+
+
+STAGE_SCRIPT = """
+import json, sys
+from langsamp_cli.experiment import Layout, execute, load_experiment_config, plan_stages
+from langsamp_cli.experiment.runner import stage_env
+
+config = load_experiment_config(sys.argv[1], {"output_dir": sys.argv[2]})
+layout = Layout(config.output_dir)
+codes = {stage.name: execute(stage, layout.logs / stage.log_name, stage_env(config, layout), sys.argv[3])[0]
+         for stage in plan_stages(config) if stage.kind in sys.argv[4].split(",")}
+cli = sorted(m for m in sys.modules if m == "langsamp_cli.cli" or m.startswith("langsamp_cli.commands"))
+print(json.dumps({"codes": codes, "cli": cli}))
+"""
+
+
+def run_stages(finished: dict, copy: Path, runner: str, kinds: str) -> dict:
+    """Run some stages of a copy of the finished experiment in a fresh interpreter (its own sys.modules)."""
+    shutil.copytree(finished["config"].output_dir, copy, symlinks=True)
+    for folder in ("similarity", "plots"):
+        shutil.rmtree(copy / folder)
+    proc = subprocess.run([sys.executable, "-c", STAGE_SCRIPT, str(finished["yaml"]), str(copy), runner, kinds],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_in_process_stages_never_import_the_cli(finished: dict, tmp_path: Path) -> None:
+    copy = tmp_path / "exp"
+    ran = run_stages(finished, copy, "inprocess", "eval,similarity,plots")
+    assert ran["codes"] == {"eval:sr-t:vanilla": 0, "eval:sr-t:both": 0, "similarity:both": 0, "plots:both": 0}
+    assert ran["cli"] == []
+    log = (copy / "logs" / "similarity_both.log").read_text(encoding="utf-8")
+    assert "layer 8: mean similarity of 3 language pairs" in log  # the library's summary, not the CLI's tables
+    original = finished["config"].output_dir
+    for path in ("similarity/both/similarity.csv", "plots/both/language_pca.csv", "plots/both/script_pca.csv"):
+        assert (copy / path).read_text(encoding="utf-8") == (original / path).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow  # two `python -m langsamp_cli` processes (12-21 s on 2 busy cores)
+def test_subprocess_runner_runs_the_listed_command_lines_with_the_same_outputs(finished: dict,
+                                                                               tmp_path: Path) -> None:
+    copy = tmp_path / "exp"
+    ran = run_stages(finished, copy, "subprocess", "similarity,plots")
+    assert ran["codes"] == {"similarity:both": 0, "plots:both": 0}
+    original = finished["config"].output_dir
+    for path in ("similarity/both/similarity.csv", "similarity/both/improvement_percent.csv",
+                 "plots/both/language_pca.csv"):
+        assert (copy / path).read_text(encoding="utf-8") == (original / path).read_text(encoding="utf-8")
+    log = (copy / "logs" / "similarity_both.log").read_text(encoding="utf-8")
+    assert "data: lines in " in log and "language pairs improved over the baseline" in log  # the CLI's output
+
+
+def test_stage_settings_unknown_to_the_library_are_one_line_errors(tmp_path: Path) -> None:
+    from langsamp_cli.analysis.similarity_run import similarity_report
+    from langsamp_cli.experiment.config import library_arguments
+
+    assert library_arguments(similarity_report, {"data_dir": "d", "languages": ["a", "b"], "no_cache": True,
+                                                 "layers": [4, 8]}, "similarity", given=("model",)) == {
+        "data_dir": "d", "languages": "a,b", "use_cache": False, "layers": "4,8"}
+    with pytest.raises(LangsampError, match=r"^similarity: unknown key 'top' for this stage; known keys: batch_size, compare") as caught:
+        library_arguments(similarity_report, {"data_dir": "d", "top": 3}, "similarity")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(LangsampError, match=r"similarity\.data_dir: required"):
+        library_arguments(similarity_report, {"n": 3}, "similarity", given=("model",))
+    with pytest.raises(LangsampError, match=r"similarity\.model: set by the experiment itself"):
+        library_arguments(similarity_report, {"data_dir": "d", "model": "x"}, "similarity", given=("model",))
+
+
 def test_index_html_is_the_markdown_rendered(finished: dict) -> None:
     page = (finished["config"].output_dir / "index.html").read_text(encoding="utf-8")
     assert "<p>A test run.</p>" in page
@@ -146,7 +227,7 @@ def test_report_numbers_match_the_unit_results(finished: dict) -> None:
 def test_rerun_skips_every_stage(finished: dict) -> None:
     out = finished["config"].output_dir
     before = (out / "index.md").stat().st_mtime_ns
-    again = run_experiment(load_experiment_config(finished["yaml"], cli=CLI), cli=CLI)
+    again = run_experiment(load_experiment_config(finished["yaml"]))
     assert again.ran == []
     assert again.skipped == finished["first"].ran
     assert (out / "index.md").stat().st_mtime_ns == before
@@ -159,9 +240,9 @@ def test_failed_stage_names_stage_and_log_and_rerun_continues(finished: dict, tm
     empty.mkdir()
     path = experiment_yaml(finished["root"], finished["data"], output_dir=str(copy),
                            tasks={"sr-t": {"data_dir": str(empty), "pairs": 24, "max_length": 32}})
-    config = load_experiment_config(path, cli=CLI)
+    config = load_experiment_config(path)
     with pytest.raises(LangsampError) as caught:
-        run_experiment(config, cli=CLI)
+        run_experiment(config)
     message = str(caught.value)
     assert "stage eval:sr-t:vanilla failed" in message and str(copy / "logs" / "eval_sr-t_vanilla.log") in message
     assert "\n" not in message
@@ -195,14 +276,20 @@ def test_config_errors_are_one_line_and_name_the_key(tmp_path: Path) -> None:
     data = make_data(tmp_path)
     cases = [
         ({"variants": ["vanilla", "bilingual"]}, "variants bilingual"),
-        ({"tasks": {"sr-t": {"data_dir": "x", "top_kk": 3}}}, "tasks.sr-t.top_kk"),
+        ({"tasks": {"sr-t": {"data_dir": "x", "top_kk": 3}}},
+         "tasks.sr-t: unknown key 'top_kk' for sr-t; did you mean 'top_k'"),
+        ({"tasks": {"sr-t": {"pairs": "many"}}}, "tasks.sr-t: pairs: 'many' is not a whole number"),
+        ({"report": {"metrik": "acc@1"}}, "report: unknown key 'metrik' of the report section; did you mean 'metric'"),
+        ({"runnr": "inprocess"}, "unknown key 'runnr' in an experiment; did you mean 'runner'"),
         ({"tasks": {"sr-t": {"model": "x"}}}, "tasks.sr-t.model: set by the experiment"),
         ({"tasks": {"xnli": {}}}, "tasks xnli unknown"),
-        ({"pretrain": {"preset": "demo", "max_stepz": 3}}, "max_stepz"),
+        ({"pretrain": {"preset": "demo", "max_stepz": 3}}, "pretrain: unknown key 'max_stepz' for pretraining; "
+                                                           "did you mean 'max_steps'"),
+        ({"pretrain": {"preset": "demo", "lr": "fast"}}, "pretrain: lr: 'fast' is not a number"),
     ]
     for change, expected in cases:
         with pytest.raises(LangsampError, match=expected) as caught:
-            load_experiment_config(experiment_yaml(tmp_path, data, **change), cli=CLI)
+            load_experiment_config(experiment_yaml(tmp_path, data, **change))
         assert "\n" not in str(caught.value)
 
 
@@ -246,7 +333,7 @@ def test_flags_and_launchers() -> None:
 
 @pytest.mark.slow  # two fine-tunes; tests/test_transfer_run.py covers run_transfer itself by default
 def test_transfer_stage_runs_through_the_library_like_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from helpers import SAMPLE_TEXTS
+    from helpers import SAMPLE_TEXTS, invoke_cli
     from langsamp_cli.experiment import Layout
 
     labels = ["entertainment", "geography", "health", "politics", "science/technology", "sports", "travel"]
@@ -257,7 +344,7 @@ def test_transfer_stage_runs_through_the_library_like_the_cli(tmp_path: Path, ti
     task = {"data_dir": str(tmp_path / "sib"), "seeds": [2], "epochs": 1, "batch_size": 4, "grad_accum": 1,
             "max_train_samples": 16, "languages": ["eng_Latn", "hin_Deva"]}
     path = experiment_yaml(tmp_path, make_data(tmp_path), variants=["vanilla"], tasks={"sib200": task})
-    config = load_experiment_config(path, cli=CLI)
+    config = load_experiment_config(path)
     stage = next(s for s in plan_stages(config) if s.name == "eval:sib200:vanilla")
     assert stage.library is not None and stage.argv[:2] == ["eval", "sib200"]
     model = Layout(config.output_dir).model("vanilla")
@@ -267,7 +354,8 @@ def test_transfer_stage_runs_through_the_library_like_the_cli(tmp_path: Path, ti
     stage.library()
     argv = list(stage.argv)
     argv[argv.index("--output-dir") + 1] = str(tmp_path / "cli")
-    assert CLI.invoke(argv) == 0
+    result = invoke_cli(argv)
+    assert result.exit_code == 0, result.output
 
     def scores(results: Path) -> dict[str, float]:
         units = [json.loads(p.read_text(encoding="utf-8")) for p in results.glob("sib200/*/seed2/units/*.json")]

@@ -153,7 +153,7 @@ def test_random_default_adds_random_rows_and_says_so(corpus_dir, source_checkpoi
         assert model.initialised_rows["lang"][lang] == {"method": "random", "from": []}
         assert any(line.startswith(f"new lang row {lang}: random") for line in printed)
     assert_seen_rows_copied(model, source)
-    with pytest.raises(LangsampError, match="--init-new-languages copy: choose one of random, donor, mean"):
+    with pytest.raises(LangsampError, match="--init-new-languages: 'copy' is not one of random, donor, mean"):
         make_config(corpus_dir, source_checkpoint, tmp_path / "run", init_new_languages="copy")
 
 

@@ -8,30 +8,33 @@ from pathlib import Path
 
 import pytest
 
-from langsamp_cli.commands import eval_retrieval, eval_transfer
 from langsamp_cli.data.conll import normalize_ner, read_tagged_file
 from langsamp_cli.data.conllu import read_conllu
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.results import ResultStore, task_dir_name
-from langsamp_cli.task_config import ALLOWED_KEYS, available_tasks, load_task_config
+from langsamp_cli.settings import field_names
+from langsamp_cli.task_config import available_tasks, load_task_config
+from langsamp_cli.tasks import registry
+from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
 
 RUN_ONLY_FLAGS = {"overwrite", "shard", "config", "no_cache", "cache_dir"}  # steer one run, never task settings
 
 
-@pytest.mark.parametrize(("command", "kind"), [
-    (eval_retrieval.sr_b, "retrieval"), (eval_retrieval.sr_t, "retrieval"), (eval_transfer.taxi1500, "classification"),
-    (eval_transfer.sib200, "classification"), (eval_transfer.ner, "tagging"), (eval_transfer.pos, "tagging"),
-])
-def test_every_flag_of_an_eval_command_is_a_key_its_task_type_takes(command, kind) -> None:
-    flags = set(inspect.signature(command).parameters) - RUN_ONLY_FLAGS
-    assert flags <= ALLOWED_KEYS[kind], sorted(flags - ALLOWED_KEYS[kind])
+@pytest.mark.parametrize("name", registry.names())
+def test_every_flag_of_an_eval_command_is_a_key_its_task_type_takes(name) -> None:
+    from langsamp_cli.commands.eval_tasks import eval_command
+
+    spec = registry.get(name)
+    flags = set(inspect.signature(eval_command(spec)).parameters) - RUN_ONLY_FLAGS
+    keys = set(field_names(SETTINGS_BY_TYPE[spec.type], run_only=False))
+    assert flags <= keys, sorted(flags - keys)
+    assert set(spec.inputs) <= flags  # the task's optional inputs are flags of its own command
 
 
-def test_every_shipped_task_loads_with_every_transfer_default() -> None:
+def test_every_shipped_task_loads_and_sets_every_required_key() -> None:
     for task in available_tasks():
-        config = load_task_config(task)
-        defaults = eval_transfer.DEFAULTS.get(task, {})
-        assert set(defaults) <= ALLOWED_KEYS[config["type"]], task
+        config = load_task_config(task)  # convert_all(required=True) raises on a missing key
+        assert config["task"] == task and config["type"] in SETTINGS_BY_TYPE
 
 
 def _yaml(path: Path, text: str) -> Path:
@@ -65,7 +68,7 @@ def test_result_store_keeps_plain_task_names_under_the_output_dir(tmp_path: Path
     ("include: sr-t\npairz: 10\n", "retrieval", "unknown key 'pairz' for a retrieval task; did you mean 'pairs'?"),
     ("include: ner\nlearning_rate: 0.1\n", "tagging", "unknown key 'learning_rate'"),
     ("include: sib200\nfrobnicate: 1\n", "classification", "unknown key 'frobnicate' for a classification task; "
-                                                             "a classification task takes adam_epsilon, batch_size"),
+                                                             "known keys: adam_epsilon, batch_size"),
     ("include: sr-t\nseeds: [1, 2]\n", "retrieval", "unknown key 'seeds' for a retrieval task"),  # no fine-tuning
 ])
 def test_unknown_keys_are_refused_with_close_matches(tmp_path: Path, text: str, kind: str, message: str) -> None:

@@ -126,3 +126,28 @@ def test_atomic_bytes_and_the_embedding_cache_reload(tmp_path: Path) -> None:
     cache.save("hash", array)
     assert np.array_equal(cache.load("hash", 3), array)
     assert [p.name for p in (tmp_path / "cache").rglob("*") if p.name.startswith(".")] == []  # no temp left
+
+
+def test_one_unknown_key_policy_for_task_pretrain_and_experiment_files(tmp_path: Path) -> None:
+    """Task YAMLs, pretraining YAMLs and experiment files refuse a typo the same way, from one function."""
+    from langsamp_cli.experiment import load_experiment_config
+    from langsamp_cli.pretrain.config import build_config
+    from langsamp_cli.task_config import load_task_config
+
+    package = Path(__file__).resolve().parents[1] / "langsamp_cli"
+    raising = [p.relative_to(package).as_posix() for p in package.rglob("*.py") if "unknown key" in p.read_text()]
+    assert raising == ["settings.py"]
+    task = tmp_path / "task.yaml"
+    task.write_text("include: sr-t\npairz: 3\n", encoding="utf-8")
+    pretrain = tmp_path / "pretrain.yaml"
+    pretrain.write_text("max-stepz: 3\n", encoding="utf-8")
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text("name: x\nvariantz: [both]\n", encoding="utf-8")
+    messages = []
+    for load in (lambda: load_task_config(task), lambda: build_config("demo", pretrain),
+                 lambda: load_experiment_config(experiment)):
+        with pytest.raises(LangsampError) as info:
+            load()
+        messages.append(str(info.value))
+    assert [m.split(": unknown key ")[1].split(";")[1].strip() for m in messages] == \
+        ["did you mean 'pairs'?", "did you mean 'max_steps' or 'max_seq_len'?", "did you mean 'variants'?"]

@@ -243,3 +243,23 @@ def test_plot_embeddings_default_model_offline_is_a_one_line_error(tmp_path: Pat
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "yihongLiu/LangSAMP" in lines[0] and "--model" in lines[0]
+
+
+def test_plot_embeddings_library_entry_point_returns_what_it_wrote(tiny_langsamp_dir: Path, tmp_path: Path) -> None:
+    """`analysis.pca_run.plot_embeddings` (what the command and the experiment call) vs its own files."""
+    from langsamp_cli.analysis.pca_run import plot_embeddings
+    from langsamp_cli.errors import LangsampError
+
+    run = plot_embeddings(str(tiny_langsamp_dir), languages="eng_Latn,deu_Latn,fra_Latn,spa_Latn,kor_Hang",
+                          table="language",
+                          output_dir=tmp_path / "emb")
+    assert [out.table for out in run.outputs] == ["language"] and run.model_source == "local path"
+    assert run.outputs[0].skipped == {"kor_Hang": "not in the language-embedding table"}
+    record = json.loads((tmp_path / "emb" / "pca.json").read_text())
+    assert record["tables"][0]["explained_variance"] == run.outputs[0].explained_variance
+    rows = list(csv.DictReader((tmp_path / "emb" / "language_pca.csv").open(encoding="utf-8")))
+    assert sorted(r["label"] for r in rows) == ["deu", "eng", "fra", "spa"] and run.outputs[0].n == 4
+    assert run.files == [*run.outputs[0].files, tmp_path / "emb" / "pca.json"]
+    assert all(path.is_file() for path in run.files)
+    with pytest.raises(LangsampError, match="--table 'bogus' is unknown"):
+        plot_embeddings(str(tiny_langsamp_dir), table="bogus", output_dir=tmp_path / "x")

@@ -55,29 +55,30 @@ def test_every_registered_task_is_an_eval_command_and_nothing_else():
     assert sorted(command.name for command in eval_app.registered_commands) == sorted(registry.names())
 
 
-def test_report_order_labels_and_transfer_defaults_come_from_the_registry():
+def test_report_order_and_labels_come_from_the_registry_and_defaults_from_the_yaml():
     from langsamp_cli.report import TASK_ORDER
-    from langsamp_cli.tasks.transfer_run import DEFAULTS
+    from langsamp_cli.task_config import load_task_config
 
     assert TASK_ORDER == [spec.name for spec in registry.all_tasks()]
     assert [task_label(name) for name in TASK_ORDER] == [spec.label for spec in registry.all_tasks()]
-    assert sorted(DEFAULTS) == sorted(registry.transfer_names())
     for name in registry.transfer_names():
         spec = registry.get(name)
-        assert {key: DEFAULTS[name][key] for key in spec.defaults} == {k: list(v) for k, v in spec.defaults.items()}
-        assert DEFAULTS[name]["lr"] == {"classification": 1e-5, "tagging": 2e-5}[spec.type]  # paper, Appendix A
+        config = load_task_config(name)
+        assert config["type"] == spec.type
+        assert config["lr"] == {"classification": 1e-5, "tagging": 2e-5}[spec.type]  # paper, Appendix A
     assert task_label("my-own-task") == "my-own-task"
 
 
-def test_headline_metrics_are_the_ones_the_runners_score():
+def test_headline_metrics_in_the_yaml_are_the_ones_the_runners_score():
+    from langsamp_cli.task_config import load_task_config
     from langsamp_cli.tasks.classification import ClassificationTask
-    from langsamp_cli.tasks.retrieval_run import DEFAULTS
     from langsamp_cli.tasks.tagging import TaggingTask
 
-    runner_metric = {"retrieval": DEFAULTS["metric"], "classification": ClassificationTask.headline,
-                     "tagging": TaggingTask.headline}
-    assert {spec.name: spec.metric for spec in registry.all_tasks()} == \
-        {spec.name: runner_metric[spec.type] for spec in registry.all_tasks()}
+    runner_metric = {"classification": ClassificationTask.headline, "tagging": TaggingTask.headline}
+    for spec in registry.all_tasks():
+        config = load_task_config(spec.name)
+        expected = runner_metric.get(spec.type, f"acc@{max(config.get('top_k') or [0])}")
+        assert config["metric"] == expected, spec.name
 
 
 def test_a_yaml_defined_task_is_reported_under_its_own_name(tiny_model_dir, tmp_path, monkeypatch):

@@ -214,3 +214,28 @@ def test_real_sib200_paper_protocol(tiny_model_dir: Path, shared_data: Path, tmp
     """The paper's setting: ten languages, 100 parallel sentences (5-90 s on 2 busy CPU cores)."""
     record = run_real_sib200(tiny_model_dir, shared_data, tmp_path, n=100)
     assert len(record["provenance"]["data"]["sentence_ids"]) == 100
+
+
+def test_library_entry_point_writes_the_files_and_returns_their_numbers(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`similarity_report` (what the command and the experiment call): files, typed summary, layers."""
+    from langsamp_cli.analysis.similarity_run import similarity_report
+    from langsamp_cli.tiny import build_tiny_model
+
+    other = build_tiny_model(all_sample_texts(), tmp_path / "other", vocab_size=400, seed=7)
+    sib_fixture(tmp_path / "data", n=10)
+    report = similarity_report(str(tiny_model_dir), tmp_path / "data", compare=str(other),
+                               languages=["eng_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva"], n=12,
+                               layers=[2, 8], output_dir=tmp_path / "out", use_cache=False)
+    assert sorted(report.layers) == [2, 8] and report.result is None
+    assert report.languages == ["eng_Latn", "rus_Cyrl", "arb_Arab"] and report.n == 10
+    assert all(path.is_file() for path in report.files) and tmp_path / "out" / "layers.csv" in report.files
+    assert ("not used", "hin_Deva: no sib200 data for hin_Deva (or an alias of it) in "
+            f"{tmp_path / 'data'}") in report.data_notes()
+    assert ("note", "only 10 sentences are shared by all languages (asked for 12)") in report.data_notes()
+    for row in report.summary():
+        langs, matrix = read_matrix(tmp_path / "out" / f"layer{row['layer']}" / "similarity.csv")
+        _, baseline = read_matrix(tmp_path / "out" / f"layer{row['layer']}" / "similarity_baseline.csv")
+        upper = np.triu_indices(len(langs), k=1)
+        assert row["mean"] == pytest.approx(matrix[upper].mean(), abs=1e-5)
+        assert row["pairs_improved"] == int((matrix[upper] > baseline[upper]).sum())
+    assert "layer 2: mean similarity of 3 language pairs" in report.describe()

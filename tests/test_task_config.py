@@ -27,17 +27,17 @@ def test_shipped_tasks_load_with_paper_numbers():
         assert (c["type"], c["layer"], c["max_length"], c["top_k"], c["metric"]) == \
             ("retrieval", 8, 512, [1, 5, 10], "acc@10")
     assert configs["sr-b"]["pairs"] == 500 and configs["sr-t"]["pairs"] == 1000
-    assert configs["sr-b"]["file_patterns"]["target"].format(lang="yor_Latn") == "bible.yor_Latn-eng_Latn.yor_Latn"
     for task, labels in (("taxi1500", 6), ("sib200", 7)):
         c = configs[task]
-        assert (c["type"], c["lr"], c["epochs"], c["batch_size"], c["grad_accum"], c["metric"], c["num_labels"]) == \
+        assert (c["type"], c["lr"], c["epochs"], c["batch_size"], c["grad_accum"], c["metric"], len(c["labels"])) == \
             ("classification", 1e-5, 40, 8, 2, "macro_f1", labels)
         assert len(c["labels"]) == labels and c["seeds"] == [1, 2, 3, 4, 5]
-    for task, labels in (("ner", 7), ("pos", 17)):
+    for task in ("ner", "pos"):
         c = configs[task]
-        assert (c["type"], c["lr"], c["epochs"], c["batch_size"], c["grad_accum"], c["max_length"], c["metric"],
-                c["num_labels"]) == ("tagging", 2e-5, 10, 8, 4, 256, "f1", labels)
+        assert (c["type"], c["lr"], c["epochs"], c["batch_size"], c["grad_accum"], c["max_length"], c["metric"]) == \
+            ("tagging", 2e-5, 10, 8, 4, 256, "f1")
     assert configs["ner"]["entity_types"] == ["PER", "ORG", "LOC"] and len(configs["ner"]["labels"]) == 7
+    assert configs["pos"].get("labels") is None  # the 17 UPOS tags are read from the data
     assert "include" not in configs["ner"]
 
 
@@ -47,14 +47,19 @@ def test_overrides_win_and_none_is_ignored():
 
 
 def test_user_yaml_path_with_recursive_include(tmp_path):
-    _yaml(tmp_path / "common.yaml", "source_lang: eng_Latn\ntop_k: [1, 5, 10]\nlayer: 4\nfile_patterns: {a: x, b: y}\n")
-    _yaml(tmp_path / "mid.yaml", "include: common.yaml\ntype: retrieval\nmax_length: 128\npairs: 10\nlayer: 5\n")
-    path = _yaml(tmp_path / "my-task.yaml",
-                 "include: mid.yaml\ntask: my-task\nmetric: acc@5\nlayer: 7\nfile_patterns: {b: z}\n")
+    _yaml(tmp_path / "common.yaml", "include: _retrieval.yaml\nlayer: 4\n")  # a shipped template
+    _yaml(tmp_path / "mid.yaml", "include: common.yaml\nmax_length: 128\npairs: 10\nlayer: 5\n")
+    path = _yaml(tmp_path / "my-task.yaml", "include: mid.yaml\ntask: my-task\nmetric: acc@5\nlayer: 7\n")
     config = load_task_config(str(path))
-    assert (config["task"], config["layer"], config["max_length"]) == ("my-task", 7, 128)
-    assert config["file_patterns"] == {"a": "x", "b": "z"}  # dicts merge key by key
+    assert (config["task"], config["layer"], config["max_length"], config["pairs"]) == ("my-task", 7, 128, 10)
+    assert (config["metric"], config["top_k"], config["output_dir"]) == ("acc@5", [1, 5, 10], "results")
     assert config["config_files"] == [str(path)]
+
+
+def test_nested_mappings_merge_key_by_key():
+    from langsamp_cli.task_config import deep_merge
+
+    assert deep_merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}, "b": None}) == {"a": {"x": 1, "y": 3}, "b": 1}
 
 
 def test_user_yaml_can_include_a_shipped_task(tmp_path):
@@ -73,12 +78,15 @@ def test_config_file_between_task_and_flags(tmp_path):
 
 
 def test_env_var_moves_the_config_folder(tmp_path, monkeypatch):
-    _yaml(tmp_path / "base.yaml", "source_lang: eng_Latn\n")
-    _yaml(tmp_path / "toy.yaml", "include: base.yaml\ntask: toy\ntype: classification\nmetric: macro_f1\n"
-                                 "lr: 0.001\nepochs: 1\nbatch_size: 2\ngrad_accum: 1\nmax_length: 32\nnum_labels: 3\n")
+    # a user's task folder may build on the shipped templates (found when not beside the file)
+    _yaml(tmp_path / "toy.yaml", "include: _classification.yaml\ntask: toy\nmax_length: 32\nlabels: [a, b, c]\n")
     monkeypatch.setenv("LANGSAMP_TASK_CONFIGS", str(tmp_path))
     assert config_dir() == tmp_path and available_tasks() == ["toy"]
-    assert load_task_config("toy")["num_labels"] == 3
+    config = load_task_config("toy")
+    assert (config["labels"], config["lr"], config["max_length"]) == (["a", "b", "c"], 1e-5, 32)
+    _yaml(tmp_path / "bare.yaml", "task: bare\ntype: classification\nmetric: macro_f1\nlr: 0.001\n")
+    with pytest.raises(LangsampError, match="bare.yaml: missing required key 'source_lang' for a classification"):
+        load_task_config("bare")
 
 
 def test_unknown_task_lists_available():
@@ -89,16 +97,20 @@ def test_unknown_task_lists_available():
 @pytest.mark.parametrize(("text", "message"), [
     ("type: retrieval\nmetric: acc@10\n", "missing required key 'task'"),
     ("task: t\ntype: ranking\nmetric: m\n", "key 'type' is 'ranking'; use one of retrieval, classification, tagging"),
-    ("include: sr-b\nlayer: eight\n", "key 'layer' must be an integer >= 0, got 'eight'"),
+    ("include: sr-b\nlayer: eight\n", "layer: 'eight' is not a whole number; fix the value"),
     ("include: sr-b\nmetric: acc@3\n", "a retrieval metric is acc@k with k in top_k"),
-    ("include: sib200\nlr: 1e-5\n", "key 'lr' must be a number > 0, got '1e-5'"),  # YAML 1.1 needs 1.0e-5
-    ("include: pos\nnum_labels: null\n", None),  # None never replaces a value
-    ("task: t\ntype: tagging\nmetric: f1\nlr: 0.1\n", "missing required key 'epochs' for a tagging task"),
+    ("include: sib200\nlr: fast\n", "lr: 'fast' is not a number; fix the value"),
+    ("include: sib200\nlr: 0\n", "lr: 0 must be greater than 0"),
+    ("include: sib200\nmixed_precision: fp8\n", "mixed_precision: 'fp8' is not one of auto, no, bf16, fp16"),
+    ("include: sib200\nnum_labels: 7\n", "unknown key 'num_labels' for a classification task"),  # labels say it
+    ("include: sr-t\ntop_k: [1, 0]\n", "top_k: [1, 0] must be greater than 0"),
+    ("include: ner\nlabels: null\n", None),  # None never replaces a value
+    ("task: t\ntype: tagging\nmetric: f1\nlr: 0.1\n", "missing required key 'source_lang' for a tagging task"),
 ])
 def test_validation_errors_name_file_and_key(tmp_path, text, message):
     path = _yaml(tmp_path / "bad.yaml", text)
     if message is None:
-        assert load_task_config(path)["num_labels"] == 17
+        assert len(load_task_config(path)["labels"]) == 7
         return
     with pytest.raises(LangsampError) as err:
         load_task_config(path)
@@ -106,7 +118,7 @@ def test_validation_errors_name_file_and_key(tmp_path, text, message):
 
 
 def test_bad_override_names_flags():
-    with pytest.raises(LangsampError, match=r"sr-b.yaml \+ flags: key 'layer' must be an integer >= 0, got -1"):
+    with pytest.raises(LangsampError, match=r"sr-b.yaml \+ flags: layer: -1 must be 0 or more"):
         load_task_config("sr-b", {"layer": -1})
 
 

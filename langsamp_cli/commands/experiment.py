@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -38,43 +38,9 @@ def experiment(
     """
     from langsamp_cli.experiment import load_experiment_config, run_experiment
 
-    cli = command_line()
     overrides = {"output_dir": output_dir, "data_root": data_root, "variants": variants, "tasks": tasks,
                  "max_steps": max_steps, "corpus": str(corpus) if corpus else None}
-    settings = load_experiment_config(config, overrides, cli=cli)
-    result = run_experiment(settings, console=Console(stderr=True), dry_run=dry_run, export_dir=export, cli=cli)
+    settings = load_experiment_config(config, overrides)
+    result = run_experiment(settings, console=Console(stderr=True), dry_run=dry_run, export_dir=export)
     if not dry_run:
         Console().print(f"{result.index_md}\n{result.index_html}", highlight=False, soft_wrap=True)
-
-
-def command_line():
-    """The experiment's view of this CLI: each command's options, and running one in this process."""
-    from langsamp_cli.experiment import CommandLine
-
-    return CommandLine(options=command_options, invoke=invoke)
-
-
-def command_options(command: list[str]) -> set[str]:
-    """Every --long option (and --no-x switch) of a langsamp (sub)command, read from the CLI itself."""
-    from langsamp_cli.cli import app
-
-    cmd: Any = typer.main.get_command(app)
-    for name in command:
-        cmd = cmd.commands[name]
-    return {opt for param in cmd.params for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")}
-
-
-def invoke(argv: list[str]) -> int:
-    """Run `langsamp <argv>` in this process; its exit code (a usage error prints itself, as on the shell)."""
-    import click
-
-    from langsamp_cli.cli import app
-
-    try:
-        result = app(args=argv, standalone_mode=False, prog_name="langsamp")
-    except click.ClickException as err:
-        err.show()
-        return err.exit_code
-    except SystemExit as exit_:
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 1
-    return int(result) if isinstance(result, int) else 0

@@ -6,6 +6,7 @@ cores). The same command runs under ``accelerate launch`` or ``torchrun`` for mu
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,81 +18,44 @@ from langsamp_cli.pretrain.config import PRESETS
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
-    app.command("pretrain")(pretrain_command)
+    app.command("pretrain")(pretrain_command())
 
 
-def pretrain_command(
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Directory with one xxx_Scrp text file (.txt/.gz) or "
-                                          "folder per language-script, one sentence per line (default: bundled demo)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Initial model: a checkpoint dir or hub name to "
-                                        "continue pretraining, or a config (`tiny`, or any name with --from-scratch)."),
-    from_scratch: Optional[bool] = typer.Option(None, "--from-scratch/--continue", help="Random init from the "
-                                                "model's config (and a tokenizer trained on the corpus) or continue "
-                                                "from its weights (default: from scratch only for `tiny`)."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="From scratch: use this tokenizer instead of "
-                                            "training a Unigram one on the corpus."),
-    vocab_size: Optional[int] = typer.Option(None, "--vocab-size",
-                                             help="Pieces of the tokenizer trained on the corpus."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (demo: "
-                                              "runs/pretrain-demo)."),
-    preset: str = typer.Option("demo", "--preset", help=f"Base settings: {' | '.join(PRESETS)} (flags and --config "
-                               "override them)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML of settings over the preset; flags win."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last complete checkpoint in --output-dir."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Delete an existing run in --output-dir and start again."),
-    lang_emb: Optional[bool] = typer.Option(None, "--lang-emb/--no-lang-emb", help="Language embeddings (default on)."),
-    script_emb: Optional[bool] = typer.Option(None, "--script-emb/--no-script-emb",
-                                              help="Script embeddings (default on)."),
-    lang_map: Optional[Path] = typer.Option(None, "--lang-map", help="Official full_dicts.pkl/.json: reuse its "
-                                            "language/script ids (continuing from the official checkpoint)."),
-    languages: Optional[str] = typer.Option(None, "--languages", help="Train on these language-scripts only "
-                                            "(comma list or file)."),
-    init_new_languages: Optional[str] = typer.Option(None, "--init-new-languages", help="Rows of corpus "
-                                                     "languages/scripts the initial checkpoint lacks: random "
-                                                     "(default) | donor (mean of the 3 typologically closest "
-                                                     "checkpoint languages, URIEL) | mean (mean of the checkpoint "
-                                                     "languages of the same script); new scripts: mean of the "
-                                                     "checkpoint's script rows."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimiser steps in total."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Chunks per device per micro-batch."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimiser step."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (linear warmup, then linear decay)."),
-    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear warmup steps."),
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Tokens per chunk, <s> </s> included."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Sampling temperature: p_i ∝ lines_i ** alpha."),
-    chunking: Optional[str] = typer.Option(None, "--chunking", help="langsamp (default): one <s> ... </s> around "
-                                           "each chunk, random replacements from ordinary tokens; official: every "
-                                           "sentence in <s> ... </s>, chunks cut across them, replacements from "
-                                           "the whole vocabulary (the Glot500/LangSAMP pipeline)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of init, sampling and masking (rank r adds r)."),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
-    keep_last: Optional[int] = typer.Option(None, "--keep-last", help="Keep only the last K checkpoints."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Log to log.jsonl every N steps."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Held-out MLM loss every N steps (0 = off)."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Early stop after N evaluations without "
-                                           "improvement (0 = never); the best model goes to best/."),
-    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="no | bf16 | fp16 (GPU only)."),
-    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model "
-                                                 "(off by default; compiling takes minutes, pays off on long GPU "
-                                                 "runs)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs still go to log.jsonl)."),
-) -> None:
-    """Pretrain a LangSAMP model: MLM with language and script embeddings before the LM head."""
+def pretrain_command():
+    """`langsamp pretrain`: one flag per PretrainConfig field (help from the field), plus the run's own options."""
+    from langsamp_cli.pretrain.config import PretrainConfig, preset_notes
+    from langsamp_cli.settings import make_command, typer_parameters
+
+    options = [
+        _option("preset", str, "demo", "--preset", metavar="|".join(PRESETS), help=f"Base settings: {' | '.join(PRESETS)} (--config and flags "
+                "override them)."),
+        _option("config", Optional[Path], None, "--config", help="YAML of settings over the preset (keys: the "
+                "flag names, with - or _); flags win."),
+        _option("resume", bool, False, "--resume", help="Continue from the last complete checkpoint in "
+                "--output-dir."),
+        _option("overwrite", bool, False, "--overwrite", help="Delete an existing run in --output-dir and start "
+                "again."),
+        _option("no_progress", bool, False, "--no-progress", help="No progress bar (logs still go to log.jsonl)."),
+    ]
+    settings = typer_parameters(PretrainConfig, notes=preset_notes())
+    return make_command("pretrain", "Pretrain a LangSAMP model: MLM with language and script embeddings before "
+                        "the LM head.", [*settings, *options], _pretrain)
+
+
+def _option(name: str, annotation, default, *flags: str, help: str, metavar: str | None = None) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=typer.Option(default, *flags, help=help, metavar=metavar))
+
+
+def _pretrain(values: dict) -> None:
     from langsamp_cli.languages import parse_language_list
     from langsamp_cli.pretrain.config import build_config
 
-    overrides = dict(
-        corpus=str(corpus) if corpus else None, model=model, from_scratch=from_scratch, tokenizer=tokenizer,
-        vocab_size=vocab_size, output_dir=str(output_dir) if output_dir else None, lang_emb=lang_emb,
-        script_emb=script_emb, lang_map=str(lang_map) if lang_map else None,
-        init_new_languages=init_new_languages,
-        languages=parse_language_list(languages) if languages is not None else None, max_steps=max_steps,
-        batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_steps=warmup_steps, max_seq_len=max_seq_len,
-        alpha=alpha, chunking=chunking, seed=seed, save_every=save_every, keep_last=keep_last, log_every=log_every,
-        eval_every=eval_every, patience=patience, mixed_precision=mixed_precision, compile=compile_model,
-    )
-    settings = build_config(preset, config, overrides)
+    preset, config, resume = values.pop("preset"), values.pop("config"), values.pop("resume")
+    overwrite, no_progress = values.pop("overwrite"), values.pop("no_progress")
+    if values.get("languages") is not None:  # a comma list or a file of ids -> canonical ids
+        values["languages"] = parse_language_list(values["languages"])
+    settings = build_config(preset, config, values)
     if not resume:  # a resumed run loads its own checkpoint
         _check_sources(settings)
     from langsamp_cli.pretrain.trainer import language_counts_table, pretrain  # heavy: after the cheap checks

@@ -9,10 +9,10 @@ import numpy as np
 import typer
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from langsamp_cli.analysis.similarity import DEFAULT_LAYER, DEFAULT_N, DEFAULT_SEED, PAPER_LANGUAGES
+from langsamp_cli.analysis.similarity import DEFAULT_LAYER, DEFAULT_N, DEFAULT_SEED
+from langsamp_cli.analysis.similarity_run import DEFAULT_OUTPUT_DIR, SimilarityReport
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
@@ -34,7 +34,7 @@ def similarity(
                                          "a comma list such as 4,6,8; writes layer<k>/ per layer plus "
                                          "layers.csv/.json/.png/.svg (mean similarity against layer)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sentence sample."),
-    output_dir: Path = typer.Option(Path("results/similarity"), "--output-dir", help="Where CSV/PNG/SVG/JSON go."),
+    output_dir: Path = typer.Option(DEFAULT_OUTPUT_DIR, "--output-dir", help="Where CSV/PNG/SVG/JSON go."),
     batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per sentence incl. <s> </s> "
                                              "(default 512, or less when the model has fewer positions)."),
@@ -42,76 +42,40 @@ def similarity(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
 ) -> None:
     """Language neutrality (paper §5.3): mean cosine of translation pairs, each language's centroid subtracted."""
-    from langsamp_cli.analysis.similarity import run_similarity, write_outputs
-    from langsamp_cli.languages import parse_language_list
+    from langsamp_cli.analysis.similarity_run import similarity_report
 
+    report = similarity_report(model, data_dir, compare=compare, languages=languages, n=n, layer=layer,
+                               layers=layers, seed=seed, output_dir=output_dir, batch_size=batch_size,
+                               max_length=max_length, device=device, use_cache=not no_cache)
     console = Console()
-    err = Console(stderr=True)
-    from langsamp_cli.data.parallel import check_data_dir
-    from langsamp_cli.model_source import resolve_model
+    if report.layers:
+        _print_layer_summary(console, report)
+    else:
+        _print_single_layer(console, report)
+    Console(stderr=True).print(report.wrote_line(), highlight=False, soft_wrap=True, markup=False)
 
-    requested = parse_language_list(languages) if languages else list(PAPER_LANGUAGES)
-    check_data_dir(data_dir)
-    model = resolve_model(model)
-    compare = resolve_model(compare, flag="--compare") if compare else compare
-    if layers:
-        _similarity_by_layer(model, data_dir, requested, layers, n, seed, compare, console, err,
-                             output_dir=output_dir, batch_size=batch_size, max_length=max_length, device=device,
-                             use_cache=not no_cache)
-        return
-    result, data = run_similarity(model, data_dir, requested, n=n, layer=layer, seed=seed, compare=compare,
-                                  batch_size=batch_size, max_length=max_length, device=device,
-                                  use_cache=not no_cache)
-    _print_data_notes(err, data, result.n, n)
-    files = write_outputs(result, output_dir)
-    _print_matrix(console, result.matrix, result.languages, f"similarity (centroid-subtracted cosine): {model}")
+
+def _print_single_layer(console: Console, report: SimilarityReport) -> None:
+    result = report.result
+    _print_matrix(console, result.matrix, result.languages, f"similarity (centroid-subtracted cosine): {report.model}")
     if result.compare_matrix is not None:
-        _print_matrix(console, result.compare_matrix, result.languages, f"baseline: {compare}")
+        _print_matrix(console, result.compare_matrix, result.languages, f"baseline: {report.compare}")
         _print_title(console, "improvement (ours - baseline) / |baseline|, %")
         console.print(_improvement_table(result.improvement, result.languages))
         better, total = result.improved_pairs()
-        console.print(f"{better} of {total} language pairs improved over the baseline ({compare})",
+        console.print(f"{better} of {total} language pairs improved over the baseline ({report.compare})",
                       highlight=False, soft_wrap=True)
-    err.print("wrote " + ", ".join(str(p) for p in files), highlight=False, soft_wrap=True, markup=False)
 
 
-def _similarity_by_layer(model: str, data_dir: Path, requested: list[str], spec: str, n: int, seed: int,
-                         compare: Optional[str], console: Console, err: Console, output_dir: Path,
-                         **encoder_options) -> None:
-    from langsamp_cli.analysis.similarity import layer_summary, run_similarity_layers, write_layer_outputs
-    from langsamp_cli.encode import model_depth, parse_layers
-
-    layers = parse_layers(spec, model_depth(model))
-    if compare:
-        layers = parse_layers(layers, min(model_depth(model), model_depth(compare)))
-    results, data = run_similarity_layers(model, data_dir, requested, layers, n=n, seed=seed, compare=compare,
-                                          **encoder_options)
-    _print_data_notes(err, data, next(iter(results.values())).n, n)
-    files = write_layer_outputs(results, output_dir)
-    _print_title(console, f"mean similarity of language pairs (centroid-subtracted cosine) by layer: {model}")
+def _print_layer_summary(console: Console, report: SimilarityReport) -> None:
+    _print_title(console, f"mean similarity of language pairs (centroid-subtracted cosine) by layer: {report.model}")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    rows = layer_summary(results)
+    rows = report.summary()
     for column in rows[0]:
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
     console.print(table)
-    err.print(f"wrote {len(files)} files under {output_dir} (layers.csv: the summary)", highlight=False,
-              soft_wrap=True, markup=False)
-
-
-def _print_data_notes(err: Console, data: dict, n_used: int, n_requested: int) -> None:
-    err.print(f"data: {data['format']} in {escape(data['data_dir'])}; {n_used} parallel sentences per language "
-              f"(pool of {data['shared_sentences']} shared)", highlight=False, soft_wrap=True)
-    for wanted, used in data["aliased"].items():
-        err.print(f"{wanted}: using the data of {used}", highlight=False)
-    for note in data.get("notes", []):
-        err.print(f"[yellow]note[/]: {escape(note)}", highlight=False, soft_wrap=True)
-    for lang, reason in {**data["missing"], **data["dropped"]}.items():
-        err.print(f"[yellow]not used[/] {lang}: {escape(reason)}", highlight=False, soft_wrap=True)
-    if n_used < n_requested:
-        err.print(f"[yellow]note[/]: only {n_used} sentences are shared by all languages (asked for {n_requested})",
-                  highlight=False)
 
 
 def _print_title(console: Console, title: str) -> None:

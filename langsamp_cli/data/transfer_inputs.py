@@ -25,7 +25,7 @@ def build_transfer_data(task: str, settings: dict[str, Any], console: Console,
     spec = registry.get(task)
     if not spec.is_transfer:
         raise LangsampError(f"{task}: not a transfer task; use one of {', '.join(registry.transfer_names())}")
-    if spec.takes_bibles:
+    if "bible" in spec.inputs:
         return spec.build_data()(task, settings, console, bibles, bible_dir)
     if bibles or bible_dir:
         raise LangsampError(f"--bible/--bible-dir: only Taxi1500 takes Bible targets, not {task}")

@@ -14,15 +14,17 @@ The work is a list of stages run top to bottom::
     plots:<variant>           `langsamp plot-embeddings` (variants that have tables)
     report                    report library -> report/ tables + index.md / index.html
 
-Command stages run as subprocesses (``sys.executable -m langsamp_cli ...``; pretraining may get a launcher
-prefix such as ``accelerate launch --num_processes 4``, which always runs as a subprocess) or, with
-``runner: inprocess``, inside this process: pretraining and the transfer tasks through the library
-(``pretrain.trainer.pretrain``, ``tasks.transfer_run.run_transfer``), the other commands through the
-CLI's own invoker (:class:`CommandLine`, handed in by `langsamp experiment`; the library never imports
-the CLI). Each stage writes its output to ``logs/<stage>.log``. ``experiment_state.json`` records every
-stage's status and *signature* (its command and inputs): a rerun skips stages whose signature is
-unchanged, and never redoes a pretraining run whose ``final/`` exists. A failure is recorded and stops
-the run with one line naming the stage and its log.
+With ``runner: inprocess`` every stage runs inside this process through the library (never the CLI):
+pretraining (``pretrain.trainer.pretrain``), evaluation (``tasks.retrieval_run.run_retrieval_task``,
+``tasks.transfer_run.run_transfer``), similarity (``analysis.similarity_run.similarity_report``) and plots
+(``analysis.pca_run.plot_embeddings``). With ``runner: subprocess`` each command stage runs as
+``sys.executable -m langsamp_cli <its command line>`` (process isolation). A pretraining ``launcher``
+prefix such as ``accelerate launch --num_processes 4`` always runs as a subprocess. The dry run lists
+each stage's equivalent `langsamp` command line. Each stage writes its output (stdout, stderr, the
+``langsamp`` logger) to ``logs/<stage>.log``. ``experiment_state.json`` records every stage's status
+and *signature* (its command and inputs): a rerun skips stages whose signature is unchanged, and never
+redoes a pretraining run whose ``final/`` exists. A failure is recorded and stops the run with one line
+naming the stage and its log.
 
 Same initialisation: the pretrain command seeds ``torch.manual_seed(seed)`` right before it builds the
 model, and the backbone is built before the (optional) language/script tables, so with the shared
@@ -38,7 +40,6 @@ from langsamp_cli.experiment.config import (
     PATH_KEYS,
     RESERVED,
     RUNNERS,
-    CommandLine,
     ExperimentConfig,
     experiments_dir,
     flags_to_argv,
@@ -71,7 +72,7 @@ from langsamp_cli.experiment.stages import (
 
 __all__ = [
     "BASELINE", "EVAL_TASKS", "EXPORT_SUFFIXES", "PATH_KEYS", "RESERVED", "RUNNERS", "STATE_FILE",
-    "CommandLine", "ExperimentConfig", "ExperimentResult", "ExperimentState", "IndexPage", "Layout",
+    "ExperimentConfig", "ExperimentResult", "ExperimentState", "IndexPage", "Layout",
     "Section", "Stage", "_launcher_processes", "execute", "experiments_dir", "export_report", "flags_to_argv",
     "link_model", "load_experiment_config", "missing_paths", "plan_stages", "pretrain_settings",
     "resolve_config_path", "run_experiment", "run_stage", "stage_command", "stage_status", "stage_table",

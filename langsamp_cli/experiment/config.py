@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,11 +12,15 @@ from typing import Any
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
+from langsamp_cli.settings import check_known_keys, convert_all, field_names
 from langsamp_cli.variants import VARIANTS
 from langsamp_cli.tasks import registry
 
 EVAL_TASKS = tuple(registry.names())
 RUNNERS = ("subprocess", "inprocess")
+TOP_LEVEL_KEYS = ("name", "description", "output_dir", "data_root", "variants", "pretrain", "tasks", "similarity",
+                  "plots", "report", "runner", "cache_dir")
+REPORT_KEYS = ("metric", "scale")
 BASELINE = "vanilla"
 # Settings the experiment sets itself for each stage (a config may not override them).
 RESERVED = {"pretrain": {"output_dir", "lang_emb", "script_emb"},
@@ -25,20 +30,6 @@ RESERVED = {"pretrain": {"output_dir", "lang_emb", "script_emb"},
 # Keys whose value is a path that must exist before anything runs (pre-flight check).
 PATH_KEYS = {"data_dir", "bible_dir", "english_bible", "train_file", "dev_file", "bible", "lang_map", "tokenizer",
              "corpus"}
-
-
-@dataclass(frozen=True)
-class CommandLine:
-    """What only the CLI knows: each `langsamp` command's options, and how to run one in this process.
-
-    Stages are `langsamp` command lines (their signature, log header and dry-run listing). The library
-    never imports the CLI, which sits above it: `langsamp experiment` hands in its own. Without one,
-    stage settings are not checked against the commands' options before the run (the command rejects
-    them when its stage starts), and command stages run as subprocesses even with ``runner: inprocess``.
-    """
-
-    options: Callable[[list[str]], set[str]]  # ["eval", "sr-t"] -> {"--pairs", "--no-cache", ...}
-    invoke: Callable[[list[str]], int]        # argv -> exit code
 
 
 @dataclass
@@ -75,16 +66,12 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 
 
 def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None,
-                           cli: CommandLine | None = None) -> ExperimentConfig:
+) -> ExperimentConfig:
     """Read, override (flags win), substitute ``{data_root}`` and validate an experiment YAML."""
     path = resolve_config_path(name_or_path)
     raw = _read_yaml(path)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    known = {"name", "description", "output_dir", "data_root", "variants", "pretrain", "tasks", "similarity",
-             "plots", "report", "runner", "cache_dir"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise LangsampError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    check_known_keys(raw, TOP_LEVEL_KEYS, str(path), "in an experiment")
     data_root = Path(overrides.get("data_root") or raw.get("data_root") or ".")
     output_dir = Path(overrides.get("output_dir") or raw.get("output_dir") or f"runs/experiment-{path.stem}")
     pretrain = _mapping(raw.get("pretrain"), path, "pretrain")
@@ -106,10 +93,10 @@ def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] |
         plots=_optional_section(raw, "plots", path, data_root),
         report=_mapping(raw.get("report"), path, "report"),
         description=str(raw.get("description") or "").strip(),
-        runner=str(overrides.get("runner") or raw.get("runner") or "subprocess"),
+        runner=str(overrides.get("runner") or raw.get("runner") or "inprocess"),
         cache_dir=Path(raw["cache_dir"]) if raw.get("cache_dir") else None,
     )
-    validate(config, cli)
+    validate(config)
     return config
 
 
@@ -163,8 +150,11 @@ def _substitute(value: Any, data_root: Path) -> Any:
     return value
 
 
-def validate(config: ExperimentConfig, cli: CommandLine | None = None) -> None:
+def validate(config: ExperimentConfig) -> None:
     """Everything that can be checked before hours of pretraining: settings, flags, variants, runner."""
+    from langsamp_cli.analysis.pca_run import plot_embeddings
+    from langsamp_cli.analysis.similarity_run import similarity_report
+
     where = config.source
     if config.runner not in RUNNERS:
         raise LangsampError(f"{where}: runner '{config.runner}': choose {' or '.join(RUNNERS)}")
@@ -172,24 +162,55 @@ def validate(config: ExperimentConfig, cli: CommandLine | None = None) -> None:
     if bad_tasks:
         raise LangsampError(f"{where}: tasks {', '.join(bad_tasks)} unknown; choose from {', '.join(EVAL_TASKS)}")
     pretrain_settings(config)  # unknown/invalid pretraining settings fail here
-    sections = [(["eval", task], flags, RESERVED["eval"], f"tasks.{task}") for task, flags in config.tasks.items()]
+    for task, flags in config.tasks.items():
+        _check_task_section(task, flags, f"{where}: tasks.{task}")
+    check_known_keys(config.report, REPORT_KEYS, f"{where}: report", "of the report section")
     if config.similarity is not None:
-        sections.append((["similarity"], config.similarity, RESERVED["similarity"], "similarity"))
+        library_arguments(similarity_report, config.similarity, f"{where}: similarity",
+                          given=tuple(RESERVED["similarity"]))
     if config.plots is not None:
-        sections.append((["plot-embeddings"], config.plots, RESERVED["plots"], "plots"))
-    for command, flags, reserved, section in sections:
-        _check_flags(command, flags, reserved, f"{where}: {section}", cli)
+        library_arguments(plot_embeddings, config.plots, f"{where}: plots", given=tuple(RESERVED["plots"]))
 
 
-def _check_flags(command: list[str], flags: dict[str, Any], reserved: set[str], where: str,
-                 cli: CommandLine | None) -> None:
-    options = cli.options(command) if cli is not None else None
+def _check_task_section(task: str, flags: dict[str, Any], where: str) -> None:
+    """The keys of ``tasks.<task>`` are the task's settings (tasks/task_settings.py), typed and checked now."""
+    from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
+
+    schema = SETTINGS_BY_TYPE[registry.get(task).type]
+    _refuse_reserved(flags, RESERVED["eval"], where)
+    check_known_keys(flags, field_names(schema), where, f"for {task}", internal=("task", "type", "base_task",
+                                                                                 "config_files"))
+    convert_all(schema, flags, where)
+
+
+def _refuse_reserved(flags: dict[str, Any], reserved: set[str], where: str) -> None:
     for key in flags:
         if key in reserved:
             raise LangsampError(f"{where}.{key}: set by the experiment itself; remove it")
-        if options is not None and _flag(key) not in options:
-            raise LangsampError(f"{where}.{key}: `langsamp {' '.join(command)}` has no --{_flag(key)[2:]}; "
-                                f"known: {', '.join(sorted(o[2:].replace('-', '_') for o in options))}")
+
+
+def library_arguments(function: Callable[..., Any], flags: dict[str, Any], section: str,
+                      given: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A stage's YAML settings as keyword arguments of a library entry point, valued as on the command line
+    (lists become comma lists; ``no_cache: true`` is ``use_cache=False``). Unknown or missing: one-line error."""
+    parameters = inspect.signature(function).parameters
+    _refuse_reserved(flags, set(given), section)
+    known = ["no_cache" if name == "use_cache" else name for name in parameters
+             if name not in given and parameters[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                                inspect.Parameter.KEYWORD_ONLY)]
+    check_known_keys(flags, known, section, "for this stage")
+    arguments: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key == "no_cache" and "use_cache" in parameters:
+            key, value = "use_cache", not value
+        arguments[key] = ",".join(map(str, value)) if isinstance(value, list) else value
+    missing = [name for name, p in parameters.items() if p.default is inspect.Parameter.empty
+               and p.kind is not inspect.Parameter.VAR_KEYWORD and name not in (*arguments, *given)]
+    if missing:
+        raise LangsampError(f"{section}.{missing[0]}: required; set it in the experiment YAML")
+    return arguments
 
 
 def _flag(key: str) -> str:
@@ -215,10 +236,17 @@ def pretrain_settings(config: ExperimentConfig) -> Any:
     """The resolved PretrainConfig every variant shares (validated by the pretrain module itself)."""
     from langsamp_cli.pretrain.config import build_config
 
+    import dataclasses
+
+    from langsamp_cli.pretrain.config import PretrainConfig
+
     values = {k: v for k, v in config.pretrain.items() if k not in ("preset", "launcher")}
     reserved = sorted(set(values) & RESERVED["pretrain"])
     if reserved:
         raise LangsampError(f"{config.source}: pretrain.{reserved[0]} is set by the experiment itself; remove it")
+    check_known_keys(values, [f.name for f in dataclasses.fields(PretrainConfig)], f"{config.source}: pretrain",
+                     "for pretraining")
+    values = convert_all(PretrainConfig, values, f"{config.source}: pretrain")
     try:
         return build_config(config.pretrain.get("preset", "demo"), None, values)
     except TypeError as err:

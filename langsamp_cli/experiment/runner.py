@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shlex
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.experiment.config import CommandLine, ExperimentConfig, missing_paths
+from langsamp_cli.experiment.config import ExperimentConfig, missing_paths
 from langsamp_cli.experiment.stages import (
     ExperimentState,
     Layout,
@@ -33,6 +34,7 @@ from langsamp_cli.experiment.stages import (
     stage_status,
 )
 from langsamp_cli.io_utils import atomic_dir, atomic_write_text
+from langsamp_cli.logs import LOGGER_NAME, LineHandler
 
 EXPORT_SUFFIXES = (".md", ".html", ".csv", ".png", ".tex")
 
@@ -48,8 +50,8 @@ class ExperimentResult:
 
 
 def run_experiment(config: ExperimentConfig, console: Console | None = None, dry_run: bool = False,
-                   export_dir: Path | None = None, cli: CommandLine | None = None) -> ExperimentResult:
-    """Run every stage not yet done (``cli``: how `langsamp` command stages run in this process)."""
+                   export_dir: Path | None = None) -> ExperimentResult:
+    """Run every stage not yet done; each stage's output goes to ``logs/<stage>.log``."""
     console = console or Console(stderr=True)
     started = time.time()
     layout = Layout(config.output_dir)
@@ -79,7 +81,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None, dry
             if stage.kind == "pretrain":
                 link_model(layout, stage.name.split(":", 1)[1])
             continue
-        run_stage(stage, state, layout, config, console, cli)
+        run_stage(stage, state, layout, config, console)
         ran.append(stage.name)
     console.print(stage_table(stages, state, config))
     index_md, index_html = layout.root / "index.md", layout.root / "index.html"
@@ -92,7 +94,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None, dry
 
 
 def run_stage(stage: Stage, state: ExperimentState, layout: Layout, config: ExperimentConfig,
-              console: Console, cli: CommandLine | None = None) -> None:
+              console: Console) -> None:
     log = layout.logs / stage.log_name
     log.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]▶ {stage.name}[/] (log: {log})", highlight=False, soft_wrap=True)
@@ -100,7 +102,7 @@ def run_stage(stage: Stage, state: ExperimentState, layout: Layout, config: Expe
     state.update(stage.name, status="running", started=_now(), log=str(log), signature=signature, error=None)
     began = time.time()
     try:
-        code, last_line = execute(stage, log, stage_env(config, layout), config.runner, cli)
+        code, last_line = execute(stage, log, stage_env(config, layout), config.runner)
     except KeyboardInterrupt:
         state.update(stage.name, status="interrupted", seconds=round(time.time() - began, 1))
         raise
@@ -121,17 +123,20 @@ def stage_env(config: ExperimentConfig, layout: Layout) -> dict[str, str]:
     return {"COLUMNS": "120", "LANGSAMP_CACHE": str(config.cache_dir or layout.cache)}
 
 
-def execute(stage: Stage, log: Path, env: dict[str, str], runner: str,
-            cli: CommandLine | None = None) -> tuple[int, str]:
-    """Run one stage with its output in ``log``; returns (exit code, last non-empty line of the log)."""
+def execute(stage: Stage, log: Path, env: dict[str, str], runner: str) -> tuple[int, str]:
+    """Run one stage with its output in ``log``; returns (exit code, last non-empty line of the log).
+
+    In this process: functions (tokenizer, report) always, library calls with ``runner: inprocess``
+    unless a launcher (accelerate launch, torchrun) starts the stage. Otherwise ``python -m langsamp_cli``.
+    """
     with open(log, "w", encoding="utf-8") as handle:
         handle.write(f"# {stage.name} started {_now()}\n")
         if stage.argv is not None:
             handle.write("# " + shlex.join(stage_command(stage)) + "\n")
         handle.flush()
-        in_process = runner == "inprocess" and not stage.launcher and (stage.library is not None or cli is not None)
+        in_process = runner == "inprocess" and not stage.launcher and stage.library is not None
         if stage.function is not None or in_process:
-            code = _in_process(stage, handle, env, cli)
+            code = _in_process(stage.function or stage.library, handle, env)
         else:
             code = subprocess.run(stage_command(stage), stdout=handle, stderr=subprocess.STDOUT,
                                   env={**os.environ, **env}, check=False).returncode
@@ -143,16 +148,12 @@ def stage_command(stage: Stage) -> list[str]:
     return [*prefix, "-m", "langsamp_cli", *(stage.argv or [])]
 
 
-def _in_process(stage: Stage, handle: Any, env: dict[str, str], cli: CommandLine | None) -> int:
-    """Run a function, the stage's library call or (no library call yet) the CLI in this process; output to the log."""
-    with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle), _environ(env):
+def _in_process(work: Callable[[], None], handle: Any, env: dict[str, str]) -> int:
+    """Run a stage's work in this process, its output (stdout, stderr, the langsamp logger) in the log."""
+    with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle), _environ(env), _logger_to_log():
         try:
-            work = stage.function or stage.library
-            if work is not None:
-                work()
-                return 0
-            assert cli is not None, "command stages without a library call run in-process only through the CLI"
-            return cli.invoke(stage.argv or [])
+            work()
+            return 0
         except LangsampError as err:
             print(f"error: {err}")
             return 2
@@ -161,6 +162,21 @@ def _in_process(stage: Stage, handle: Any, env: dict[str, str], cli: CommandLine
         except Exception:  # noqa: BLE001 - any crash of a stage is recorded in its log, not raised
             traceback.print_exc()
             return 1
+
+
+@contextlib.contextmanager
+def _logger_to_log() -> Iterator[None]:
+    """The ``langsamp`` logger as in a stage subprocess: one line per record on (redirected) stderr, INFO and up,
+    also under ``--quiet`` (the terminal stays quiet; the log is complete)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    logger.handlers, logger.propagate = [LineHandler()], False
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved[0], saved[2]
+        logger.setLevel(saved[1])
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from langsamp_cli.experiment.config import (
     BASELINE,
     ExperimentConfig,
     flags_to_argv,
+    library_arguments,
     pretrain_settings,
 )
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json
@@ -27,13 +28,14 @@ from langsamp_cli.variants import variant_flags
 
 STATE_FILE = "experiment_state.json"
 STATE_FORMAT = 1
+PLOT_TABLES = {"lang": "language", "script": "script", "both": "both"}  # variant -> its embedding table(s)
 
 
 @dataclass
 class Stage:
     name: str
     kind: str                                          # tokenizer | pretrain | eval | similarity | plots | report
-    argv: list[str] | None = None                      # the `langsamp` command line (None: an in-process function)
+    argv: list[str] | None = None                      # the equivalent `langsamp` command line (runner: subprocess)
     launcher: list[str] | None = None                  # command prefix replacing `python` (pretraining on GPUs)
     function: Callable[[], None] | None = None         # always runs in this process (tokenizer, report)
     library: Callable[[], None] | None = None          # the same work as ``argv`` through the library (inprocess)
@@ -45,50 +47,36 @@ class Stage:
         return self.name.replace(":", "_") + ".log"
 
 
+def _folder(name: str) -> property:
+    return property(lambda self: self.root / name, doc=f"``{name}`` in the experiment folder")
+
+
+def _per_variant(folder: str, doc: str = "") -> Callable[[Layout, str], Path]:
+    def path(self: Layout, variant: str) -> Path:
+        return self.root / folder / variant
+
+    path.__doc__ = f"``{folder}/<variant>`` in the experiment folder{doc}"
+    return path
+
+
 @dataclass
 class Layout:
     """Every path of an experiment folder."""
     root: Path
 
-    @property
-    def state(self) -> Path:
-        return self.root / STATE_FILE
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.root / "tokenizer"
-
-    @property
-    def results(self) -> Path:
-        return self.root / "results"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
-    def run_dir(self, variant: str) -> Path:
-        return self.root / "pretrain" / variant
+    state = _folder(STATE_FILE)
+    logs = _folder("logs")
+    tokenizer = _folder("tokenizer")
+    results = _folder("results")
+    report = _folder("report")
+    cache = _folder("cache")
+    run_dir = _per_variant("pretrain")
+    model = _per_variant("models", ": a link to the final checkpoint, so results and plots carry the variant name")
+    similarity = _per_variant("similarity")
+    plots = _per_variant("plots")
 
     def final_dir(self, variant: str) -> Path:
         return self.run_dir(variant) / "final"
-
-    def model(self, variant: str) -> Path:
-        """``models/<variant>``: a link to the final checkpoint, so results and plots carry the variant name."""
-        return self.root / "models" / variant
-
-    def similarity(self, variant: str) -> Path:
-        return self.root / "similarity" / variant
-
-    def plots(self, variant: str) -> Path:
-        return self.root / "plots" / variant
 
 
 def plan_stages(config: ExperimentConfig) -> list[Stage]:
@@ -115,13 +103,17 @@ def plan_stages(config: ExperimentConfig) -> list[Stage]:
         for variant in (v for v in config.variants if v != BASELINE):
             argv = ["similarity", "--model", str(layout.model(variant)), "--compare", str(layout.model(BASELINE)),
                     "--output-dir", str(layout.similarity(variant)), *flags_to_argv(config.similarity)]
-            stages.append(Stage(f"similarity:{variant}", "similarity", argv=argv, signature=_hash(argv)))
+            library = functools.partial(_similarity, config.similarity, layout.model(variant),
+                                        layout.model(BASELINE), layout.similarity(variant))
+            stages.append(Stage(f"similarity:{variant}", "similarity", argv=argv, library=library,
+                                signature=_hash(argv)))
     if config.plots is not None:
         for variant in (v for v in config.variants if v != BASELINE):
-            table = {"lang": "language", "script": "script", "both": "both"}[variant]
+            table = PLOT_TABLES[variant]
             argv = ["plot-embeddings", "--model", str(layout.model(variant)), "--table", table,
                     "--output-dir", str(layout.plots(variant)), *flags_to_argv(config.plots)]
-            stages.append(Stage(f"plots:{variant}", "plots", argv=argv, signature=_hash(argv)))
+            library = functools.partial(_plots, config.plots, layout.model(variant), table, layout.plots(variant))
+            stages.append(Stage(f"plots:{variant}", "plots", argv=argv, library=library, signature=_hash(argv)))
     stages.append(Stage("report", "report", function=lambda: _write_report(config)))
     return stages
 
@@ -195,6 +187,23 @@ def _retrieval(task: str, flags: dict[str, Any], model: Path, results: Path) -> 
     print(run.describe())
     for path in run.results:
         print_results(path)
+
+
+def _similarity(flags: dict[str, Any], model: Path, baseline: Path, output_dir: Path) -> None:
+    """`langsamp similarity --model ... --compare <vanilla> --output-dir ... <flags>` through the library."""
+    from langsamp_cli.analysis.similarity_run import similarity_report
+
+    settings = library_arguments(similarity_report, flags, "similarity", given=("model", "compare", "output_dir"))
+    report = similarity_report(str(model), compare=str(baseline), output_dir=output_dir, **settings)
+    print(report.describe())
+
+
+def _plots(flags: dict[str, Any], model: Path, table: str, output_dir: Path) -> None:
+    """`langsamp plot-embeddings --model ... --table ... --output-dir ... <flags>` through the library."""
+    from langsamp_cli.analysis.pca_run import plot_embeddings
+
+    settings = library_arguments(plot_embeddings, flags, "plots", given=("model", "table", "output_dir"))
+    print(plot_embeddings(str(model), table=table, output_dir=output_dir, **settings).describe())
 
 
 def pretrain_yaml_text(config: ExperimentConfig, tokenizer: Path | None) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.model import masked_positions_of
 from langsamp_cli.pretrain.corpus import Example
 
 IGNORE_INDEX = -100
@@ -57,7 +58,8 @@ def check_tokenizer(tokenizer: Any, random_pool: torch.Tensor | None = None) -> 
 
 
 class MLMCollator:
-    """Examples from the ChunkSampler -> the model's keyword arguments (with lang_ids/script_ids per example)."""
+    """Examples from the ChunkSampler -> the model's keyword arguments (with lang_ids/script_ids per example, and
+    ``masked_positions``: the flat indices of the targets, ``(labels.view(-1) != -100).nonzero()``)."""
 
     def __init__(self, tokenizer: Any, mlm_probability: float = 0.15, seed: int = 0, random_from: str = "ordinary"):
         self.pad_id = tokenizer.pad_token_id
@@ -86,6 +88,8 @@ class MLMCollator:
             "input_ids": corrupted,
             "attention_mask": attention_mask,
             "labels": labels,
+            # Found here on the host, so the model selects the target rows without waiting for the device.
+            "masked_positions": masked_positions_of(labels),
             "lang_ids": torch.tensor([e.lang_id for e in examples]),
             "script_ids": torch.tensor([e.script_id for e in examples]),
         }

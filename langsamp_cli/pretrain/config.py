@@ -14,62 +14,82 @@ Choices the paper leaves open, and what we do:
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
+from langsamp_cli.settings import check_known_keys, convert_all, normalise_keys, setting
 from langsamp_cli.variants import variant_name
 
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MixedPrecision = Literal["no", "bf16", "fp16"]
+MIXED_PRECISION = typing.get_args(MixedPrecision)
 TINY_MODEL = "tiny"
-INIT_METHODS = ("random", "donor", "mean")   # --init-new-languages
+InitMethod = Literal["random", "donor", "mean"]   # --init-new-languages
+INIT_METHODS = typing.get_args(InitMethod)
 
 
 @dataclass
 class PretrainConfig:
     # data
-    corpus: str | None = None                 # Glot500-c style directory; None = the bundled demo corpus
-    languages: list[str] | None = None        # restrict to these language-scripts (None = all in the corpus)
-    alpha: float = 0.3                        # sampling temperature: p_i ∝ n_i ** alpha
-    max_seq_len: int = 512                    # tokens per training chunk, <s> and </s> included
-    mlm_probability: float = 0.15
-    chunking: str = "langsamp"                # chunk layout: langsamp | official (see pretrain/corpus.py CHUNKING)
-    cache_bytes: int = 64 * 2**20             # languages up to this raw size are tokenized once, kept in memory
+    corpus: str | None = setting("Directory with one xxx_Scrp text file (.txt/.gz) or folder per language-script, "
+                                 "one sentence per line (default: the bundled demo corpus).", path=True)
+    languages: list[str] | None = setting("Train on these language-scripts only (comma list or file; default: all "
+                                          "in the corpus).")
+    alpha: float = setting("Sampling temperature: p_i ∝ lines_i ** alpha.", default=0.3, positive=True)
+    max_seq_len: int = setting("Tokens per chunk, <s> </s> included.", default=512)
+    mlm_probability: float = setting("Share of the tokens masked.", default=0.15)
+    chunking: Literal["langsamp", "official"] = setting(
+        "langsamp: one <s> ... </s> around each chunk, random replacements from ordinary tokens; official: every "
+        "sentence in <s> ... </s>, chunks cut across them, replacements from the whole vocabulary (the "
+        "Glot500/LangSAMP pipeline).", default="langsamp")
+    cache_bytes: int = setting("Languages up to this raw size are tokenized once and kept in memory.",
+                               default=64 * 2**20, cli=False, non_negative=True)
     # model
-    model: str = "xlm-roberta-base"           # checkpoint dir / hub name (continued) or config name (--from-scratch)
-    from_scratch: bool = False                # `tiny` is always from scratch
-    tokenizer: str | None = None              # from-scratch only; None = train a Unigram tokenizer on the corpus
-    vocab_size: int = 8000                    # size of that trained tokenizer
-    lang_emb: bool = True
-    script_emb: bool = True
-    lang_map: str | None = None               # official full_dicts.pkl/.json: reuse its lang2id/script2id
-    init_new_languages: str = "random"         # rows of languages/scripts the initial checkpoint lacks:
-                                              # random | donor | mean (pretrain/init_rows.py)
+    model: str = setting("Initial model: a checkpoint dir or hub name to continue pretraining, or a config (`tiny`, "
+                         "or any name with --from-scratch).", "--model", "-m", default="xlm-roberta-base")
+    from_scratch: bool = setting("Random init from the model's config (and a tokenizer trained on the corpus) or "
+                                 "continue from its weights (`tiny` is always from scratch).",
+                                 "--from-scratch/--continue", default=False)
+    tokenizer: str | None = setting("From scratch: use this tokenizer instead of training a Unigram one on the "
+                                    "corpus.")
+    vocab_size: int = setting("Pieces of the tokenizer trained on the corpus.", default=8000, positive=True)
+    lang_emb: bool = setting("Language embeddings.", default=True)
+    script_emb: bool = setting("Script embeddings.", default=True)
+    lang_map: str | None = setting("Official full_dicts.pkl/.json: reuse its language/script ids (continuing from "
+                                   "the official checkpoint).", path=True)
+    init_new_languages: InitMethod = setting(
+        "Rows of corpus languages/scripts the initial checkpoint lacks: random | donor (mean of the 3 "
+        "typologically closest checkpoint languages, URIEL) | mean (mean of the checkpoint languages of the same "
+        "script); new scripts: mean of the checkpoint's script rows.", default="random")
     # optimisation
-    seed: int = 42
-    batch_size: int = 32                      # per device
-    grad_accum: int = 8
-    lr: float = 5e-5
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-6
-    max_grad_norm: float = 1.0
-    max_steps: int = 150_000
-    mixed_precision: str = "no"
-    compile: bool = False                     # torch.compile the model (opt-in: compiling takes minutes)
+    seed: int = setting("Seed of init, sampling and masking (rank r adds r).", default=42)
+    batch_size: int = setting("Chunks per device per micro-batch.", default=32)
+    grad_accum: int = setting("Micro-batches per optimiser step.", default=8)
+    lr: float = setting("Peak learning rate (linear warmup, then linear decay).", default=5e-5)
+    warmup_steps: int = setting("Linear warmup steps.", default=0, non_negative=True)
+    weight_decay: float = setting("AdamW weight decay (not on biases and LayerNorm).", default=0.01,
+                                  non_negative=True)
+    adam_betas: tuple[float, float] = setting("AdamW betas.", default=(0.9, 0.999), cli=False)
+    adam_eps: float = setting("AdamW epsilon.", default=1e-6, positive=True)
+    max_grad_norm: float = setting("Gradient clipping norm.", default=1.0, positive=True)
+    max_steps: int = setting("Optimiser steps in total.", default=150_000)
+    mixed_precision: MixedPrecision = setting("no | bf16 | fp16 (GPU only).", default="no")
+    compile: bool = setting("torch.compile the model (compiling takes minutes, pays off on long GPU runs).",
+                            "--compile/--no-compile", default=False)
     # bookkeeping
-    output_dir: str = "runs/pretrain"
-    save_every: int = 5000
-    keep_last: int = 3
-    log_every: int = 100
-    eval_every: int = 0                       # 0 = no held-out evaluation / early stopping
-    patience: int = 0                         # stop after this many evaluations without improvement (0 = never)
-    eval_lines: int = 50                      # held-out sentences per language (only when eval_every > 0)
-    eval_chunks: int = 2                      # held-out chunks per language in each evaluation
+    output_dir: str = setting("Run directory.", "--output-dir", "-o", default="runs/pretrain", path=True)
+    save_every: int = setting("Checkpoint every N steps.", default=5000)
+    keep_last: int = setting("Keep only the last K checkpoints.", default=3)
+    log_every: int = setting("Log to log.jsonl every N steps.", default=100, positive=True)
+    eval_every: int = setting("Held-out MLM loss every N steps (0 = off).", default=0, non_negative=True)
+    patience: int = setting("Early stop after N evaluations without improvement (0 = never); the best model goes "
+                            "to best/.", default=0, non_negative=True)
+    eval_lines: int = setting("Held-out sentences per language (with --eval-every).", default=50, positive=True)
+    eval_chunks: int = setting("Held-out chunks per language in each evaluation.", default=2, positive=True)
 
     @property
     def variant(self) -> str:
@@ -89,13 +109,7 @@ class PretrainConfig:
             (self.keep_last >= 1, f"--keep-last {self.keep_last}: use at least 1"),
             (self.alpha > 0, f"--alpha {self.alpha}: use a value in (0, 1]"),
             (0 < self.mlm_probability < 1, f"mlm_probability {self.mlm_probability}: use a value in (0, 1)"),
-            (self.chunking in ("langsamp", "official"),
-             f"--chunking {self.chunking}: choose one of langsamp, official"),
             (self.lr > 0, f"--lr {self.lr}: must be positive"),
-            (self.init_new_languages in INIT_METHODS,
-             f"--init-new-languages {self.init_new_languages}: choose one of {', '.join(INIT_METHODS)}"),
-            (self.mixed_precision in MIXED_PRECISION,
-             f"--mixed-precision {self.mixed_precision}: choose one of {', '.join(MIXED_PRECISION)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -125,99 +139,38 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of PretrainConfig fields (dashes or underscores in keys)."""
-    data = read_yaml_mapping(path)
-    return {str(key).replace("-", "_"): value for key, value in data.items()}
+    return normalise_keys(read_yaml_mapping(path))
 
 
 def build_config(preset: str | None = "demo", yaml_path: str | Path | None = None,
                  overrides: dict[str, Any] | None = None) -> PretrainConfig:
-    """Defaults < preset < YAML file < overrides (flags; None values mean "not given")."""
+    """Defaults < preset < YAML file < overrides (flags; None values mean "not given"), typed and checked."""
     if preset is not None and preset not in PRESETS:
         raise LangsampError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
-    values: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
-    if yaml_path is not None:
-        values.update(load_yaml_config(yaml_path))
-    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        source = f"{yaml_path}: " if yaml_path else ""
-        raise LangsampError(f"{source}unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    values = {key: check_type(key, value, yaml_path) for key, value in values.items()}
+    known = [f.name for f in dataclasses.fields(PretrainConfig)]
+    from_file = load_yaml_config(yaml_path) if yaml_path is not None else {}
+    check_known_keys(from_file, known, str(yaml_path), "for pretraining")
+    from_flags = {key: value for key, value in (overrides or {}).items() if value is not None}
+    check_known_keys(from_flags, known, "pretrain settings", "")
+    values = {**(PRESETS[preset] if preset else {}), **convert_all(PretrainConfig, from_file, str(yaml_path), yaml_path),
+              **convert_all(PretrainConfig, from_flags, as_flags=True)}
     return PretrainConfig(**values).validate()
 
 
-# Expected kind of every setting: bool, int, float, str, optional str, list of str, two floats.
-_OPTIONAL_STR = ("corpus", "tokenizer", "lang_map")
-_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a text value",
-          "list": "a list of language-scripts like [eng_Latn, deu_Latn]", "pair": "two numbers like [0.9, 0.999]"}
+def preset_notes() -> dict[str, str]:
+    """Help text per setting: its default, or the value each preset runs with where they differ."""
+    notes = {}
+    for field in dataclasses.fields(PretrainConfig):
+        default = field.default if field.default is not dataclasses.MISSING else None
+        effective = {name: values.get(field.name, default) for name, values in PRESETS.items()}
+        if len({repr(value) for value in effective.values()}) > 1:
+            notes[field.name] = ", ".join(f"{name}: {_show(value)}" for name, value in effective.items())
+        elif default is not None:
+            notes[field.name] = f"default: {_show(default)}"
+    return notes
 
 
-def _kind(name: str) -> str:
-    default = next(f.default for f in dataclasses.fields(PretrainConfig) if f.name == name)
-    if name == "languages":
-        return "list"
-    if name == "adam_betas":
-        return "pair"
-    if name in _OPTIONAL_STR:
-        return "str"
-    return type(default).__name__
-
-
-def _number(value: Any, whole: bool) -> int | float | None:
-    """``value`` as a number (YAML reads ``5e-5`` as a string), or None when it is not one."""
+def _show(value: Any) -> str:
     if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
-        return None
-    if whole:
-        return int(value) if float(value).is_integer() else None
-    return float(value)
-
-
-def check_type(name: str, value: Any, yaml_path: str | Path | None = None) -> Any:
-    """The value converted to the setting's type; a wrong type is a one-line error naming key, value and type."""
-    kind = _kind(name)
-    converted: Any = None
-    if value is None and (name in _OPTIONAL_STR or name == "languages"):
-        return None
-    if name == "mixed_precision" and value is False:  # YAML 1.1 reads a bare `no` as false
-        return "no"
-    if kind == "bool":
-        converted = value if isinstance(value, bool) else None
-    elif kind in ("int", "float"):
-        converted = _number(value, whole=kind == "int")
-    elif kind == "str":
-        converted = value if isinstance(value, str) else None
-    elif kind == "list":
-        if isinstance(value, str):
-            converted = [part.strip() for part in value.split(",") if part.strip()]
-        elif isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
-            converted = list(value)
-    elif kind == "pair" and isinstance(value, (list, tuple)) and len(value) == 2:
-        numbers = [_number(item, whole=False) for item in value]
-        converted = tuple(numbers) if None not in numbers else None
-    if converted is None:
-        raise LangsampError(f"{_where(name, yaml_path)}{name}: {value!r} is not {_WORDS[kind]} "
-                            f"(expected {kind if kind != 'pair' else 'two floats'}); fix the value")
-    return converted
-
-
-def _where(name: str, yaml_path: str | Path | None) -> str:
-    """``file:line: `` of the key in the YAML file (dashes or underscores), or '' when it came from a flag."""
-    if yaml_path is None:
-        return ""
-    try:
-        lines = Path(yaml_path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return f"{yaml_path}: "
-    for number, line in enumerate(lines, 1):
-        key = line.split(":", 1)[0].strip().strip("'\"").replace("-", "_")
-        if ":" in line and key == name:
-            return f"{yaml_path}:{number}: "
-    return f"{yaml_path}: "
+        return "on" if value else "off"
+    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)

@@ -2,7 +2,8 @@
 
 A background thread draws chunks from the ``ChunkSampler``, masks them with the ``MLMCollator`` (tokenization and
 collation are host work) and queues them, pinned when the batches go to a GPU, so the training loop never waits
-on the host. The thread is the only user of the sampler and the collator once it runs, and both draw only from
+on the host. Everything a step's shapes depend on is found here too (the collator's ``masked_positions``), so the
+device never has to report back before the host can queue the next kernels. The thread is the only user of the sampler and the collator once it runs, and both draw only from
 their own generators, so the batches are exactly those a loop without prefetching would build, in the same order.
 
 The sampler and the collator run ahead of training, so their live state is not what a checkpoint needs. Every

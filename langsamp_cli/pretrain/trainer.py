@@ -98,6 +98,27 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
              prefetch: bool = True) -> PretrainResult:
     """Pretrain (or continue pretraining) a LangSAMP masked LM as described by ``config``.
 
+    transformers' own progress bars (one per checkpoint save) are off while it runs and restored afterwards.
+    """
+    with _no_transformers_progress_bars():
+        return _pretrain(config, resume, overwrite, console, progress, early_stop, stop_after_steps, prefetch)
+
+
+@contextmanager
+def _no_transformers_progress_bars() -> Iterator[None]:
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no per-save "Writing model shards" bars between our own progress output
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Console | None, progress: bool,
+              early_stop: EarlyStopHook | None, stop_after_steps: int | None, prefetch: bool) -> PretrainResult:
+    """The body of :func:`pretrain`.
+
     ``prefetch`` builds the next steps' batches in a background thread while the device trains (``False``:
     in the loop, the same batches; kept for tests and debugging).
 
@@ -105,7 +126,6 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     ``final/`` (a time-boxed job; ``--resume`` continues it exactly).
     """
     console = console or Console(stderr=True)
-    hf_logging.disable_progress_bar()  # no per-save "Writing model shards" bars between our own progress output
     accelerator = make_accelerator(config, console)
     say = console.print if accelerator.is_main_process else (lambda *a, **k: None)
     out = Path(config.output_dir)
@@ -691,9 +711,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
     device every step, so the loop reads losses only when it logs.
     """
     losses = []
-    non_blocking = accelerator.device.type == "cuda"  # the prefetcher pinned the batches: asynchronous copies
     for micro, batch in enumerate(batches):
-        batch = {key: value.to(accelerator.device, non_blocking=non_blocking) for key, value in batch.items()}
+        batch = to_device(batch, accelerator.device)
         last = micro == len(batches) - 1
         with nullcontext() if last else accelerator.no_sync(model):
             with accelerator.autocast():
@@ -706,6 +725,21 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return torch.stack(losses).mean()
+
+
+def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor | None]:
+    """The model's keyword arguments on ``device``, with every decision about their contents taken on the host.
+
+    A batch without padding goes with ``attention_mask=None``: transformers would otherwise test the mask on the
+    device (``mask.all()``) to skip it, which makes the host wait for the device every forward pass; with None it
+    takes the same no-mask path. The copies are asynchronous on a GPU (the prefetcher pinned the batches).
+    """
+    non_blocking = device.type == "cuda"
+    moved: dict[str, torch.Tensor | None] = {key: value.to(device, non_blocking=non_blocking)
+                                             for key, value in batch.items() if key != "attention_mask"}
+    mask = batch["attention_mask"]
+    moved["attention_mask"] = None if bool(mask.all()) else mask.to(device, non_blocking=non_blocking)
+    return moved
 
 
 def mean_over_ranks(step_losses: list[torch.Tensor], accelerator: Accelerator) -> float:

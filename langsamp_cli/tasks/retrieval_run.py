@@ -2,8 +2,8 @@
 
 ``run_retrieval_task("sr-t", {"model": ..., "data_dir": ...})`` is what `langsamp eval sr-t` does (the
 command only parses flags, calls this and prints); the experiment calls it too. Values come from, in
-rising priority: :data:`DEFAULTS`, the task YAML (``langsamp_cli/task_configs/<task>.yaml``, then
-``config``), then ``flags``. A YAML with its own ``task:`` name files its results under that name.
+rising priority: the task YAML (``langsamp_cli/task_configs/<task>.yaml`` and its templates, then
+``config``), then ``flags``. Keys and types: :class:`langsamp_cli.tasks.task_settings.RetrievalSettings`. A YAML with its own ``task:`` name files its results under that name.
 """
 
 from __future__ import annotations
@@ -17,20 +17,6 @@ from rich.console import Console
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.tasks import registry
-
-DEFAULTS = {
-    "layer": 8,
-    "max_length": 512,
-    "batch_size": 32,
-    "exclude_special_tokens": False,
-    "output_dir": "results",
-    "pairs": 1000,
-    "top_k": [1, 5, 10],
-    "metric": "acc@10",
-    "dtype": "float32",
-    "device": None,
-}
-
 
 @dataclass
 class LayerResult:
@@ -69,12 +55,12 @@ class RetrievalRunResult:
 
 
 def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = None) -> dict[str, Any]:
-    """DEFAULTS < task YAML < ``config`` < ``flags`` (None values in ``flags`` mean "not given")."""
+    """Task YAML < ``config`` < ``flags`` (None values in ``flags`` mean "not given"), typed and checked."""
     from langsamp_cli.task_config import load_task_config
 
     overrides = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
     loaded = load_task_config(task, overrides, config_file=config)
-    settings = {**DEFAULTS, **{k: v for k, v in loaded.items() if v is not None}}
+    settings = {k: v for k, v in loaded.items() if v is not None}
     if not settings.get("model"):
         raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
     return settings

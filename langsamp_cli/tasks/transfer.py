@@ -152,7 +152,6 @@ class TransferRunner:
         self._runtime: Runtime | None = None
         self._tokenizer = None
         self._fingerprint: str | None = None
-        _quiet_transformers()
 
     @property
     def runtime(self) -> Runtime:
@@ -178,9 +177,12 @@ class TransferRunner:
         return self._fingerprint
 
     def run(self, seeds: list[int], languages: list[str], overwrite: bool = False) -> TransferSummary:
+        from langsamp_cli.model import quiet_transformers
+
         summary = TransferSummary()
-        for seed in seeds:
-            self._run_seed(seed, languages, overwrite, summary)
+        with quiet_transformers():  # our own progress and messages only; transformers' settings come back after
+            for seed in seeds:
+                self._run_seed(seed, languages, overwrite, summary)
         return summary
 
     def _run_seed(self, seed: int, languages: list[str], overwrite: bool, summary: TransferSummary) -> None:
@@ -309,14 +311,6 @@ def _loading(model: str) -> Iterator[None]:
     except (OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LangsampError(f"--model {model}: cannot load it ({first_line}); pass a checkpoint dir or a model name") from err
-
-
-def _quiet_transformers() -> None:
-    """Our own progress bars and messages only: no load reports or shard-writing bars from transformers."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def _seed_dir(store) -> Path:

@@ -2,9 +2,9 @@
 
 ``run_transfer("sib200", {"model": ..., "data_dir": ...})`` is what `langsamp eval sib200` does
 (the command only parses flags, calls this and prints); `langsamp donor --evaluate` and the
-experiment call it too. Values come from, in rising priority: :data:`DEFAULTS` (the paper's
-Appendix A; settings the task YAMLs do not carry), the task YAML
-(``langsamp_cli/task_configs/<task>.yaml``, then ``config``), then ``flags``.
+experiment call it too. Values come from, in rising priority: the task YAML
+(``langsamp_cli/task_configs/<task>.yaml`` and its templates, the paper's Appendix A; then ``config``),
+then ``flags``. Keys and types: :class:`langsamp_cli.tasks.task_settings.TransferSettings`.
 """
 
 from __future__ import annotations
@@ -21,28 +21,7 @@ from langsamp_cli.errors import LangsampError
 from langsamp_cli.tasks import registry
 
 
-COMMON = {
-    "source_lang": "eng_Latn",
-    "seeds": "1",
-    "output_dir": "results",
-    "patience": None,
-    "weight_decay": 0.0,
-    "adam_epsilon": 1e-8,
-    "max_grad_norm": 1.0,
-    "scheduler": "linear",
-    "warmup_ratio": 0.0,
-    "eval_batch_size": 32,
-    "max_length": 256,
-    "mixed_precision": "auto",
-    "device": None,
-    "keep_model": True,
-}
-CLASSIFICATION = {"lr": 1e-5, "epochs": 40, "batch_size": 8, "grad_accum": 2}
-TAGGING = {"lr": 2e-5, "epochs": 10, "batch_size": 8, "grad_accum": 4}
-_BY_TYPE = {"classification": CLASSIFICATION, "tagging": TAGGING}
-DEFAULTS = {spec.name: {**COMMON, **_BY_TYPE[spec.type], **{k: list(v) for k, v in spec.defaults.items()}}
-            for spec in registry.all_tasks() if spec.is_transfer}
-TRANSFER_TASKS = tuple(DEFAULTS)
+TRANSFER_TASKS = tuple(registry.transfer_names())
 
 
 @dataclass
@@ -73,14 +52,14 @@ class TransferRunResult:
 
 
 def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = None) -> dict[str, Any]:
-    """DEFAULTS < task YAML < ``config`` < ``flags`` (None values in ``flags`` mean "not given")."""
+    """Task YAML < ``config`` < ``flags`` (None values in ``flags`` mean "not given"), typed and checked."""
     from langsamp_cli.task_config import load_task_config
 
-    if task not in DEFAULTS:
-        raise LangsampError(f"{task}: not a transfer task; use one of {', '.join(DEFAULTS)}")
+    if task not in TRANSFER_TASKS:
+        raise LangsampError(f"{task}: not a transfer task; use one of {', '.join(TRANSFER_TASKS)}")
     overrides = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
     loaded = load_task_config(task, overrides, config_file=config)
-    settings = {**DEFAULTS[task], **{k: v for k, v in loaded.items() if v is not None}}
+    settings = {k: v for k, v in loaded.items() if v is not None}
     if not settings.get("model"):
         raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
     return settings
@@ -112,6 +91,9 @@ def run_transfer(task: str, flags: dict[str, Any], *, config: Path | None = None
 
     console = console or Console(stderr=True, emoji=False)
     settings = resolve_settings(task, flags, config)
+    bibles = bibles or [Path(b) for b in settings.pop("bible", None) or []]  # inputs, not recorded settings
+    bible_dir = bible_dir or (Path(settings["bible_dir"]) if settings.get("bible_dir") else None)
+    settings.pop("bible_dir", None)
     seeds = parse_seeds(settings.pop("seeds", None))[:max_seeds]
     train_settings(settings, seeds[0])  # bad training values fail before any data is read
     requested, any_script = requested_languages(settings.get("languages"))
