@@ -36,9 +36,11 @@ import numpy as np
 import torch
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.protocol import PAPER_LAYER
 from langsamp_cli.io_utils import atomic_write_bytes, cache_root
 
 POOLING_MEAN = "mean"
+MIN_ROW_FILL = 0.75  # a batch's rows are at least this share of its longest row (see token_budget_batches)
 POOLING_MEAN_NO_SPECIAL = "mean-no-special"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Where encoder-style models keep their list of transformer blocks (BERT/RoBERTa/XLM-R first).
@@ -195,7 +197,7 @@ class SentenceEncoder:
     def __init__(
         self,
         model: str,
-        layer: int = 8,
+        layer: int = PAPER_LAYER,
         max_length: int = 512,
         batch_size: int = 32,
         exclude_special_tokens: bool = False,
@@ -509,15 +511,23 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return summed / mask.sum(dim=1, keepdim=True).to(torch.float32).clamp(min=1.0)
 
 
-def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int) -> list[tuple[int, int]]:
-    """``(start, end)`` slices of a longest-first length list: rows x longest row <= ``max_tokens``.
+def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int,
+                         min_fill: float = MIN_ROW_FILL) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of a longest-first length list: rows x longest row <= ``max_tokens``, and no row
+    shorter than ``min_fill`` x the batch's longest, so padding stays under 1 - ``min_fill`` of every row.
 
+    The second rule matters for the few hundred sentences of one language: a budget alone would put
+    5-token and 40-token sentences in one batch (on CPU twice the work of the bounded batches).
     A row longer than the budget still gets a batch of its own.
     """
-    spans, start, total = [], 0, len(sorted_lengths)
+    lengths = np.asarray(sorted_lengths)
+    spans, start, total = [], 0, len(lengths)
     while start < total:
-        rows = max(1, int(max_tokens) // max(int(sorted_lengths[start]), 1))
-        end = min(total, start + rows)
+        longest = max(int(lengths[start]), 1)
+        end = min(total, start + max(1, int(max_tokens) // longest))
+        short = np.flatnonzero(lengths[start:end] < min_fill * longest)
+        if len(short):
+            end = start + max(1, int(short[0]))
         spans.append((start, end))
         start = end
     return spans

@@ -33,17 +33,19 @@ HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class TrainSettings:
+    """One fine-tuning run's optimisation settings; the values come from the task YAML (no defaults here)."""
+
     lr: float
     epochs: int
     batch_size: int
-    grad_accum: int = 1
-    seed: int = 1
-    patience: int | None = None       # epochs without a better dev score before stopping; None/0 = off
-    weight_decay: float = 0.0
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    scheduler: str = "linear"         # any transformers.get_scheduler name
-    warmup_ratio: float = 0.0
+    grad_accum: int
+    seed: int
+    weight_decay: float
+    adam_epsilon: float
+    max_grad_norm: float              # 0 = no clipping
+    scheduler: str                    # any transformers.get_scheduler name
+    warmup_ratio: float
+    patience: int | None = None       # epochs without a better dev score before stopping; None = off
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):

@@ -26,6 +26,9 @@ def test_budget_spans_cover_every_row_once() -> None:
         spans = token_budget_batches(lengths, budget)
         assert [i for s, e in spans for i in range(s, e)] == list(range(len(lengths)))
         assert all((e - s) * lengths[s] <= budget or e - s == 1 for s, e in spans)
+        assert all(lengths[e - 1] >= 0.75 * lengths[s] for s, e in spans)  # padding under a quarter of each row
+    assert token_budget_batches(lengths, 1000) == [(0, 3), (3, 8), (8, 9)]
+    assert token_budget_batches(lengths, 1000, min_fill=0) == [(0, 9)]  # the budget alone
 
 
 def test_padded_batches_match_a_row_by_row_build() -> None:

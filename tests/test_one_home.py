@@ -151,3 +151,15 @@ def test_one_unknown_key_policy_for_task_pretrain_and_experiment_files(tmp_path:
         messages.append(str(info.value))
     assert [m.split(": unknown key ")[1].split(";")[1].strip() for m in messages] == \
         ["did you mean 'pairs'?", "did you mean 'max_steps' or 'max_seq_len'?", "did you mean 'variants'?"]
+
+
+def test_the_paper_layer_is_one_number() -> None:
+    from langsamp_cli.analysis.similarity import DEFAULT_LAYER
+    from langsamp_cli.encode import SentenceEncoder
+    from langsamp_cli.protocol import PAPER_LAYER
+    from langsamp_cli.task_config import load_task_config
+
+    import inspect
+
+    assert load_task_config("sr-t")["layer"] == load_task_config("sr-b")["layer"] == PAPER_LAYER == DEFAULT_LAYER
+    assert inspect.signature(SentenceEncoder).parameters["layer"].default == PAPER_LAYER

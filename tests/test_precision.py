@@ -76,8 +76,9 @@ def _train(rows: int, batch_size: int, grad_accum: int) -> tuple[torch.Tensor, i
     generator = torch.Generator().manual_seed(1)
     data = [{"x": torch.randn(3, generator=generator), "y": torch.randn((), generator=generator)} for _ in range(rows)]
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size)
-    settings = TrainSettings(lr=0.1, epochs=1, batch_size=batch_size, grad_accum=grad_accum, max_grad_norm=1e9,
-                             scheduler="constant")
+    settings = TrainSettings(lr=0.1, epochs=1, batch_size=batch_size, grad_accum=grad_accum, seed=1,
+                             weight_decay=0.0, adam_epsilon=1e-8, max_grad_norm=1e9, scheduler="constant",
+                             warmup_ratio=0.0)
     model, outcome = finetune(_Regressor(), loader, lambda m: 0.0, settings, Runtime("cpu", "no"))
     return model.linear.weight.detach().clone(), outcome.optimizer_steps
 

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from langsamp_cli.errors import LangsampError
+from langsamp_cli.protocol import PAPER_LAYER
 
 PAPER_LANGUAGES = ("eng_Latn", "rus_Cyrl", "zho_Hani", "arb_Arab", "hin_Deva",
                    "jpn_Jpan", "tur_Latn", "spa_Latn", "ind_Latn", "swa_Latn")
 DEFAULT_N = 100
-DEFAULT_LAYER = 8
+DEFAULT_LAYER = PAPER_LAYER
 DEFAULT_SEED = 1
 _EPS = 1e-12
 
