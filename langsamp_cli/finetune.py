@@ -45,7 +45,7 @@ class TrainSettings:
     max_grad_norm: float              # 0 = no clipping
     scheduler: str                    # any transformers.get_scheduler name
     warmup_ratio: float
-    patience: int | None = None       # epochs without a better dev score before stopping; None = off
+    patience: int | None = None       # epochs without a better dev score before stopping; None or 0 = off
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):

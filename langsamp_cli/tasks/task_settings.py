@@ -84,8 +84,8 @@ class TransferSettings(TaskSettings):
                                             "runs; recorded in the results).", positive=True)
     max_eval_samples: int | None = setting("Use a seeded sample of N dev and N test examples, stratified by label "
                                            "(quick runs; recorded in each result).", positive=True)
-    patience: int | None = setting("Stop after N epochs without a better source dev score (none: run every "
-                                   "epoch).", positive=True)
+    patience: int | None = setting("Stop after N epochs without a better source dev score (0 or none: run every "
+                                   "epoch).", non_negative=True)
     eval_batch_size: int = setting("Examples per forward pass when scoring.", positive=True)
     weight_decay: float = setting("AdamW weight decay.", non_negative=True)
     adam_epsilon: float = setting("AdamW epsilon.", positive=True)
