@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import pickle
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -253,10 +252,12 @@ _LOADER_OPTIONS = ("dtype", "torch_dtype", "attn_implementation", "device_map", 
 
 
 def note(text: str) -> None:
-    """A one-line note on stderr, shown once per process."""
+    """A one-line note through the ``langsamp`` logger (stderr by default), shown once per process."""
+    from langsamp_cli.logs import get_logger
+
     if text not in _NOTES_SHOWN:
         _NOTES_SHOWN.add(text)
-        print(f"note: {text}", file=sys.stderr, flush=True)
+        get_logger().info(f"note: {text}")
 
 
 def load_backbone(model: str | Path, cls: Any = None, *, config: Any = None, allow_random_head: bool = False,
