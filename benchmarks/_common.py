@@ -8,6 +8,7 @@ installed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
+# The public data pack: ../shared/data beside the checkout, or $LANGSAMP_SHARED_DATA (as for the tests), e.g. a
+# copy carried to a GPU machine by scripts/prepare_gpu_bundle.sh.
+SHARED = Path(os.environ.get("LANGSAMP_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEVICES = ("cpu", "cuda")
 
 

@@ -55,6 +55,7 @@ import torch
 from _common import (  # first: it puts this checkout on sys.path
     REPO,
     RESULTS,
+    SHARED,
     Timer,
     add_device_argument,
     check_device,
@@ -75,7 +76,6 @@ from langsamp_cli.tasks.retrieval import (
 )
 from langsamp_cli.tiny import build_tiny_model
 
-SHARED = REPO.parent / "shared" / "data"
 MODEL_ARCH = dict(num_hidden_layers=12, hidden_size=256, num_attention_heads=4, intermediate_size=1024)
 LAYER = 8
 
@@ -427,7 +427,7 @@ def run_side_by_side(args) -> None:
         result = side_by_side(args, device, Path(tmp))
     report = {"benchmark": "retrieval_speed", "mode": "side-by-side on one device", "device": device_record(device),
               **provenance(device, sys.argv[1:]),
-              "data": "real ../shared/data (Tatoeba v1)" if (SHARED / "tatoeba" / "v1").is_dir() else "generated",
+              "data": f"real {SHARED} (Tatoeba v1)" if (SHARED / "tatoeba" / "v1").is_dir() else "generated",
               "weights": "random init (speed does not depend on the weights)",
               "tokenizer": "Unigram trained on the benchmark sentences (no XLM-R tokenizer download)",
               "timing": "wall clock between device synchronisations, after a warm-up; model load not timed",
