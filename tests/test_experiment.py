@@ -363,3 +363,15 @@ def test_transfer_stage_runs_through_the_library_like_the_cli(tmp_path: Path, ti
 
     assert sorted(scores(config.output_dir / "results")) == ["eng_Latn", "hin_Deva"]
     assert scores(config.output_dir / "results") == scores(tmp_path / "cli")
+
+
+def test_preflight_checks_the_input_paths_the_settings_declare(tmp_path: Path) -> None:
+    from langsamp_cli.experiment.config import missing_paths
+
+    data = make_data(tmp_path)
+    path = experiment_yaml(tmp_path, data, tasks={"sr-t": {"data_dir": str(tmp_path / "nowhere"), "pairs": 5}},
+                           pretrain={"preset": "demo", "corpus": str(data["corpus"]), "tokenizer": "some/hub-name",
+                                     "max_steps": 2})
+    config = load_experiment_config(path)
+    # a tokenizer may be a hub name (never a missing path); the data folder is an input path
+    assert missing_paths(config) == [f"tasks.sr-t.data_dir: {tmp_path / 'nowhere'}"]

@@ -37,7 +37,7 @@ file), ``runner`` (running and skipping stages, logs, export) and ``site`` (inde
 from langsamp_cli.experiment.config import (
     BASELINE,
     EVAL_TASKS,
-    PATH_KEYS,
+    input_path_keys,
     RESERVED,
     RUNNERS,
     ExperimentConfig,
@@ -71,7 +71,7 @@ from langsamp_cli.experiment.stages import (
 )
 
 __all__ = [
-    "BASELINE", "EVAL_TASKS", "EXPORT_SUFFIXES", "PATH_KEYS", "RESERVED", "RUNNERS", "STATE_FILE",
+    "BASELINE", "EVAL_TASKS", "EXPORT_SUFFIXES", "input_path_keys", "RESERVED", "RUNNERS", "STATE_FILE",
     "ExperimentConfig", "ExperimentResult", "ExperimentState", "IndexPage", "Layout",
     "Section", "Stage", "_launcher_processes", "execute", "experiments_dir", "export_report", "flags_to_argv",
     "link_model", "load_experiment_config", "missing_paths", "plan_stages", "pretrain_settings",

@@ -27,9 +27,17 @@ RESERVED = {"pretrain": {"output_dir", "lang_emb", "script_emb"},
             "eval": {"model", "output_dir", "overwrite", "shard", "config"},
             "similarity": {"model", "compare", "output_dir"},
             "plots": {"model", "output_dir", "table"}}
-# Keys whose value is a path that must exist before anything runs (pre-flight check).
-PATH_KEYS = {"data_dir", "bible_dir", "english_bible", "train_file", "dev_file", "bible", "lang_map", "tokenizer",
-             "corpus"}
+OUTPUT_PATH_KEYS = {"output_dir", "cache_dir", "config"}  # written (or reserved), not read
+
+
+def input_path_keys() -> set[str]:
+    """Keys whose value is an input path that must exist before anything runs (pre-flight check): the settings
+    fields declared as paths (a tokenizer may be a hub name, so it is not one)."""
+    from langsamp_cli.pretrain.config import PretrainConfig
+    from langsamp_cli.settings import path_keys
+    from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
+
+    return path_keys(PretrainConfig, *SETTINGS_BY_TYPE.values()) - OUTPUT_PATH_KEYS
 
 
 @dataclass
@@ -258,9 +266,10 @@ def missing_paths(config: ExperimentConfig) -> list[str]:
     sections = {"pretrain": config.pretrain, **{f"tasks.{t}": f for t, f in config.tasks.items()},
                 "similarity": config.similarity or {}}
     missing = []
+    paths = input_path_keys()
     for section, flags in sections.items():
         for key, value in flags.items():
             values = value if isinstance(value, list) else [value]
-            if key in PATH_KEYS and value is not None:
+            if key in paths and value is not None:
                 missing += [f"{section}.{key}: {v}" for v in values if not Path(str(v)).exists()]
     return missing
