@@ -18,8 +18,6 @@ from langsamp_cli.tasks import registry
 
 EVAL_TASKS = tuple(registry.names())
 RUNNERS = ("subprocess", "inprocess")
-TOP_LEVEL_KEYS = ("name", "description", "output_dir", "data_root", "variants", "pretrain", "tasks", "similarity",
-                  "plots", "report", "runner", "cache_dir")
 REPORT_KEYS = ("metric", "scale")
 BASELINE = "vanilla"
 # Settings the experiment sets itself for each stage (a config may not override them).
@@ -58,6 +56,9 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+TOP_LEVEL_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "source")  # source: ours
 
 
 def experiments_dir() -> Path:
