@@ -71,7 +71,7 @@ def load_task_config(name_or_path: str | Path, overrides: dict | None = None,
         sources.append(str(extra_path))
     config = validate(config, " + ".join(sources))
     if overrides:
-        config = deep_merge(config, overrides)
+        config = deep_merge(config, _checked_flags(overrides, config["type"]))
         config = validate(config, " + ".join([*sources, "flags"]))
     config["config_files"] = sources
     return config
@@ -166,6 +166,18 @@ def validate(config: dict, source: str) -> dict:
     if kind == "retrieval":
         _check_retrieval_metric(converted, source)
     return converted
+
+
+def _checked_flags(overrides: dict, kind: str) -> dict:
+    """Flag values converted to their types; a wrong one is named as the flag (``--layer: -1 must be ...``)."""
+    from langsamp_cli.settings import check_known_keys, convert_all, field_names
+    from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
+
+    schema = SETTINGS_BY_TYPE[kind]
+    given = {key: value for key, value in overrides.items() if value is not None}
+    check_known_keys(given, field_names(schema, run_only=False), "flags", f"for a {kind} task",
+                     internal=INTERNAL_KEYS)
+    return convert_all(schema, given, as_flags=True)
 
 
 def _check_task_name(task: Any, source: str) -> None:

@@ -79,7 +79,7 @@ def test_unknown_keys_are_refused_with_close_matches(tmp_path: Path, text: str, 
 
 
 def test_unknown_flag_style_override_is_refused() -> None:
-    with pytest.raises(LangsampError, match=r"sr-b.yaml \+ flags: unknown key 'layr'.*did you mean 'layer'"):
+    with pytest.raises(LangsampError, match=r"^flags: unknown key 'layr' for a retrieval task; did you mean 'layer'"):
         load_task_config("sr-b", {"layr": 3})
 
 

@@ -170,3 +170,15 @@ def test_flag_errors_name_the_flag() -> None:
 def test_convert_accepts_paths_as_text(tmp_path) -> None:
     assert convert("x", tmp_path, str) == str(tmp_path)
     assert convert("x", [tmp_path], list[str]) == [str(tmp_path)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["eval", "sib200", "--mixed-precision", "fp8"], "error: --mixed-precision: 'fp8' is not one of auto, no, bf16, fp16"),
+    (["eval", "sr-t", "--dtype", "half"], "error: --dtype: 'half' is not one of float32, auto, bfloat16, float16"),
+    (["eval", "ner", "--patience", "-1"], "error: --patience: -1 must be 0 or more"),
+    (["eval", "pos", "--seeds", "1.5"], "error: --seeds '1.5': use integers like 1,2,3 or a range 1-5"),
+])
+def test_a_bad_flag_value_is_one_line_naming_the_flag(args, message, tmp_path, capsys) -> None:
+    assert run_cli([*args, "--model", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err

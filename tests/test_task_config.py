@@ -118,7 +118,7 @@ def test_validation_errors_name_file_and_key(tmp_path, text, message):
 
 
 def test_bad_override_names_flags():
-    with pytest.raises(LangsampError, match=r"sr-b.yaml \+ flags: layer: -1 must be 0 or more"):
+    with pytest.raises(LangsampError, match=r"^--layer: -1 must be 0 or more; fix the value$"):
         load_task_config("sr-b", {"layer": -1})
 
 
