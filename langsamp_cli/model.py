@@ -209,16 +209,17 @@ def _rows(table: nn.Embedding | None) -> int | None:
 
 
 @contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """No tqdm 'Loading weights'/'Writing model shards' bars and no load report from transformers while it runs:
-    our commands draw their own progress, and ``load_backbone`` checks the loaded weights itself. The verbosity and
-    the progress-bar setting are restored afterwards (a notebook or script keeps its own)."""
+def quiet_transformers(messages: bool = True) -> Iterator[None]:
+    """No tqdm 'Loading weights'/'Writing model shards' bars and (``messages``) no load report from transformers
+    while it runs: our commands draw their own progress, and ``load_backbone`` checks the loaded weights itself.
+    The verbosity and the progress-bar setting are restored afterwards (a notebook or script keeps its own)."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    if messages:
+        hf_logging.set_verbosity_error()
     try:
         yield
     finally:

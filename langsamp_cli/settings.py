@@ -121,17 +121,16 @@ def convert(key: str, value: Any, annotation: Any, info: Meta = Meta(""), source
         return None  # missing required values are reported by convert_all(required=True)
     if isinstance(value, Path):
         value = str(value)
+    def refuse(problem: str) -> LangsampError:
+        where = _where(key, yaml_path) or (f"{source}: " if source else "")
+        return LangsampError(f"{where}{key}: {value!r} {problem}; fix the value")
+
     result = _convert(value, _strip_optional(annotation))
     if result is _BAD:
-        where = _where(key, yaml_path) or (f"{source}: " if source else "")
-        raise LangsampError(f"{where}{key}: {value!r} is not {describe(annotation)}; fix the value")
+        raise refuse(f"is not {describe(annotation)}")
     for number in (result if isinstance(result, (list, tuple)) else [result]):
-        if not _is_number(number):
-            continue
-        if info.positive and not number > 0 or info.non_negative and not number >= 0:
-            where = _where(key, yaml_path) or (f"{source}: " if source else "")
-            bound = "greater than 0" if info.positive else "0 or more"
-            raise LangsampError(f"{where}{key}: {value!r} must be {bound}; fix the value")
+        if _is_number(number) and (info.positive and not number > 0 or info.non_negative and not number >= 0):
+            raise refuse("must be greater than 0" if info.positive else "must be 0 or more")
     return result
 
 
@@ -265,7 +264,7 @@ def typer_parameters(cls: type, inputs: Iterable[str] = (), defaults: Mapping[st
         names = info.flags or _default_flags(field.name, kind)
         help_text = info.help
         if defaults and defaults.get(field.name) is not None and "default" not in help_text:
-            help_text = f"{help_text} (default: {_show(defaults[field.name])})"
+            help_text = f"{help_text} (default: {show_value(defaults[field.name])})"
         if notes and field.name in notes and "default" not in help_text:
             help_text = f"{help_text} ({notes[field.name]})"
         default_value = False if kind is bool and "/" not in names[0] else None
@@ -299,14 +298,15 @@ def _metavar(annotation: Any) -> dict[str, str]:
     return {}
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A setting's value as the help text shows it (lists as comma lists, booleans on/off, 150,000)."""
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     if value is None:
         return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
-    return str(value)
+    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)
 
 
 def make_command(name: str, doc: str, parameters: list[inspect.Parameter],

@@ -77,6 +77,16 @@ def load_task_config(name_or_path: str | Path, overrides: dict | None = None,
     return config
 
 
+def resolve_settings(task: str, flags: dict, config: str | Path | None = None) -> dict:
+    """The settings an eval run uses: task YAML < ``config`` < ``flags`` (None = not given), typed and checked;
+    keys left unset (None) are dropped, and a model is required."""
+    loaded = load_task_config(task, flags, config_file=config)
+    settings = {k: v for k, v in loaded.items() if v is not None}
+    if not settings.get("model"):
+        raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
+    return settings
+
+
 def resolve_config_path(name_or_path: str | Path, directory: Path | None = None, kind: str = "task") -> Path:
     """A YAML path, or a name of a YAML in ``directory`` (default: the task folder); ``kind`` names it in errors."""
     text = str(name_or_path)

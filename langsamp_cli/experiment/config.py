@@ -183,12 +183,13 @@ def validate(config: ExperimentConfig) -> None:
 
 def _check_task_section(task: str, flags: dict[str, Any], where: str) -> None:
     """The keys of ``tasks.<task>`` are the task's settings (tasks/task_settings.py), typed and checked now."""
+    from langsamp_cli.task_config import INTERNAL_KEYS
     from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
 
     schema = SETTINGS_BY_TYPE[registry.get(task).type]
     _refuse_reserved(flags, RESERVED["eval"], where)
-    check_known_keys(flags, field_names(schema), where, f"for {task}", internal=("task", "type", "base_task",
-                                                                                 "config_files"))
+    # a task's name and type are the registry's: accepted, never suggested
+    check_known_keys(flags, field_names(schema), where, f"for {task}", internal=(*INTERNAL_KEYS, "task", "type"))
     convert_all(schema, flags, where)
 
 
@@ -245,21 +246,12 @@ def pretrain_settings(config: ExperimentConfig) -> Any:
     """The resolved PretrainConfig every variant shares (validated by the pretrain module itself)."""
     from langsamp_cli.pretrain.config import build_config
 
-    import dataclasses
-
-    from langsamp_cli.pretrain.config import PretrainConfig
-
     values = {k: v for k, v in config.pretrain.items() if k not in ("preset", "launcher")}
     reserved = sorted(set(values) & RESERVED["pretrain"])
     if reserved:
         raise LangsampError(f"{config.source}: pretrain.{reserved[0]} is set by the experiment itself; remove it")
-    check_known_keys(values, [f.name for f in dataclasses.fields(PretrainConfig)], f"{config.source}: pretrain",
-                     "for pretraining")
-    values = convert_all(PretrainConfig, values, f"{config.source}: pretrain")
-    try:
-        return build_config(config.pretrain.get("preset", "demo"), None, values)
-    except TypeError as err:
-        raise LangsampError(f"{config.source}: pretrain: {err}") from None
+    return build_config(config.pretrain.get("preset", "demo"), None, values,
+                        overrides_from=f"{config.source}: pretrain")
 
 
 def missing_paths(config: ExperimentConfig) -> list[str]:

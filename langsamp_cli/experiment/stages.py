@@ -17,6 +17,7 @@ import yaml
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.experiment.config import (
     BASELINE,
+    RESERVED,
     ExperimentConfig,
     flags_to_argv,
     library_arguments,
@@ -159,11 +160,8 @@ def _transfer(task: str, flags: dict[str, Any], model: Path, results: Path) -> N
     from langsamp_cli.results import print_results
     from langsamp_cli.tasks.transfer_run import run_transfer
 
-    settings = {k: ",".join(map(str, v)) if isinstance(v, list) and k != "bible" else v for k, v in flags.items()}
-    bibles, bible_dir = settings.pop("bible", None), settings.pop("bible_dir", None)
-    run = run_transfer(task, {**settings, "model": str(model), "output_dir": str(results)},
-                       bibles=[Path(b) for b in ([bibles] if isinstance(bibles, str) else bibles or [])],
-                       bible_dir=Path(bible_dir) if bible_dir else None, progress=False)
+    # lists, a single --bible and text numbers are the settings' own types to convert (tasks/task_settings.py)
+    run = run_transfer(task, {**flags, "model": str(model), "output_dir": str(results)}, progress=False)
     print(run.describe())
     for path in run.results:
         print_results(path)
@@ -174,11 +172,11 @@ def _retrieval(task: str, flags: dict[str, Any], model: Path, results: Path) -> 
     from langsamp_cli.results import print_results
     from langsamp_cli.tasks.retrieval_run import run_retrieval_task
 
-    # the values the CLI would get from the stage's argv (lists as comma lists; --bible stays a list)
-    settings = {k: ",".join(map(str, v)) if isinstance(v, list) and k != "bible" else v for k, v in flags.items()}
-    run_only = {key: settings.pop(key, None) for key in ("no_cache", "cache_dir", "overwrite", "shard", "config")}
-    if isinstance(settings.get("bible"), str):
-        settings["bible"] = [settings["bible"]]
+    from langsamp_cli.settings import field_names
+    from langsamp_cli.tasks.task_settings import RetrievalSettings
+
+    settings = dict(flags)
+    run_only = {key: settings.pop(key, None) for key in field_names(RetrievalSettings, run_only=True)}
     run = run_retrieval_task(task, {**settings, "model": str(model), "output_dir": str(results)},
                              config=Path(run_only["config"]) if run_only["config"] else None,
                              no_cache=bool(run_only["no_cache"]), overwrite=bool(run_only["overwrite"]),
@@ -193,7 +191,7 @@ def _similarity(flags: dict[str, Any], model: Path, baseline: Path, output_dir: 
     """`langsamp similarity --model ... --compare <vanilla> --output-dir ... <flags>` through the library."""
     from langsamp_cli.analysis.similarity_run import similarity_report
 
-    settings = library_arguments(similarity_report, flags, "similarity", given=("model", "compare", "output_dir"))
+    settings = library_arguments(similarity_report, flags, "similarity", given=tuple(RESERVED["similarity"]))
     report = similarity_report(str(model), compare=str(baseline), output_dir=output_dir, **settings)
     print(report.describe())
 
@@ -202,7 +200,7 @@ def _plots(flags: dict[str, Any], model: Path, table: str, output_dir: Path) -> 
     """`langsamp plot-embeddings --model ... --table ... --output-dir ... <flags>` through the library."""
     from langsamp_cli.analysis.pca_run import plot_embeddings
 
-    settings = library_arguments(plot_embeddings, flags, "plots", given=("model", "table", "output_dir"))
+    settings = library_arguments(plot_embeddings, flags, "plots", given=tuple(RESERVED["plots"]))
     print(plot_embeddings(str(model), table=table, output_dir=output_dir, **settings).describe())
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
-from langsamp_cli.settings import check_known_keys, convert_all, normalise_keys, setting
+from langsamp_cli.settings import check_known_keys, convert_all, normalise_keys, setting, show_value
 from langsamp_cli.variants import variant_name
 
 MixedPrecision = Literal["no", "bf16", "fp16"]
@@ -143,17 +143,21 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(preset: str | None = "demo", yaml_path: str | Path | None = None,
-                 overrides: dict[str, Any] | None = None) -> PretrainConfig:
-    """Defaults < preset < YAML file < overrides (flags; None values mean "not given"), typed and checked."""
+                 overrides: dict[str, Any] | None = None, overrides_from: str | None = None) -> PretrainConfig:
+    """Defaults < preset < YAML file < overrides (flags; None values mean "not given"), typed and checked.
+
+    ``overrides_from`` names where the overrides come from in errors (e.g. an experiment file's ``pretrain:``
+    section); without it they are flags, named ``--flag-name``.
+    """
     if preset is not None and preset not in PRESETS:
         raise LangsampError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
     known = [f.name for f in dataclasses.fields(PretrainConfig)]
     from_file = load_yaml_config(yaml_path) if yaml_path is not None else {}
     check_known_keys(from_file, known, str(yaml_path), "for pretraining")
     from_flags = {key: value for key, value in (overrides or {}).items() if value is not None}
-    check_known_keys(from_flags, known, "pretrain settings", "")
+    check_known_keys(from_flags, known, overrides_from or "pretrain settings", "for pretraining" if overrides_from else "")
     values = {**(PRESETS[preset] if preset else {}), **convert_all(PretrainConfig, from_file, str(yaml_path), yaml_path),
-              **convert_all(PretrainConfig, from_flags, as_flags=True)}
+              **convert_all(PretrainConfig, from_flags, overrides_from or "", as_flags=overrides_from is None)}
     return PretrainConfig(**values).validate()
 
 
@@ -164,13 +168,8 @@ def preset_notes() -> dict[str, str]:
         default = field.default if field.default is not dataclasses.MISSING else None
         effective = {name: values.get(field.name, default) for name, values in PRESETS.items()}
         if len({repr(value) for value in effective.values()}) > 1:
-            notes[field.name] = ", ".join(f"{name}: {_show(value)}" for name, value in effective.items())
+            notes[field.name] = ", ".join(f"{name}: {show_value(value)}" for name, value in effective.items())
         elif default is not None:
-            notes[field.name] = f"default: {_show(default)}"
+            notes[field.name] = f"default: {show_value(default)}"
     return notes
 
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)

@@ -43,7 +43,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from transformers import get_linear_schedule_with_warmup
-from transformers.utils import logging as hf_logging
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json, atomic_write_text
@@ -100,19 +99,11 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
 
     transformers' own progress bars (one per checkpoint save) are off while it runs and restored afterwards.
     """
-    with _no_transformers_progress_bars():
+    from langsamp_cli.model import quiet_transformers
+
+    # no per-save "Writing model shards" bars between our own progress output; transformers' messages stay
+    with quiet_transformers(messages=False):
         return _pretrain(config, resume, overwrite, console, progress, early_stop, stop_after_steps, prefetch)
-
-
-@contextmanager
-def _no_transformers_progress_bars() -> Iterator[None]:
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no per-save "Writing model shards" bars between our own progress output
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Console | None, progress: bool,

@@ -54,18 +54,6 @@ class RetrievalRunResult:
                 f"{len(self.already_done)} already done; {self.sentences_encoded} sentences encoded")
 
 
-def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = None) -> dict[str, Any]:
-    """Task YAML < ``config`` < ``flags`` (None values in ``flags`` mean "not given"), typed and checked."""
-    from langsamp_cli.task_config import load_task_config
-
-    overrides = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
-    loaded = load_task_config(task, overrides, config_file=config)
-    settings = {k: v for k, v in loaded.items() if v is not None}
-    if not settings.get("model"):
-        raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
-    return settings
-
-
 def run_retrieval_task(task: str, flags: dict[str, Any], *, config: Path | None = None, no_cache: bool = False,
                        cache_dir: Path | None = None, overwrite: bool = False, shard: str | None = None,
                        console: Console | None = None, progress: bool | None = None) -> RetrievalRunResult:
@@ -74,6 +62,7 @@ def run_retrieval_task(task: str, flags: dict[str, Any], *, config: Path | None 
     ``flags`` are the task's settings by name (model, data_dir, languages, pairs, layer, layers, ...).
     """
     from langsamp_cli.results import parse_shard, select_shard
+    from langsamp_cli.task_config import resolve_settings
 
     spec = registry.get(task)
     if spec.is_transfer:

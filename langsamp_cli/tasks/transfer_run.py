@@ -52,17 +52,12 @@ class TransferRunResult:
 
 
 def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = None) -> dict[str, Any]:
-    """Task YAML < ``config`` < ``flags`` (None values in ``flags`` mean "not given"), typed and checked."""
-    from langsamp_cli.task_config import load_task_config
+    """:func:`langsamp_cli.task_config.resolve_settings` of a transfer task."""
+    from langsamp_cli.task_config import resolve_settings as resolve
 
     if task not in TRANSFER_TASKS:
         raise LangsampError(f"{task}: not a transfer task; use one of {', '.join(TRANSFER_TASKS)}")
-    overrides = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
-    loaded = load_task_config(task, overrides, config_file=config)
-    settings = {k: v for k, v in loaded.items() if v is not None}
-    if not settings.get("model"):
-        raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
-    return settings
+    return resolve(task, flags, config)
 
 
 def build_task(task: str, settings: dict[str, Any]):
