@@ -84,10 +84,26 @@ class EmbeddingCache:
             return None
         return array if array.ndim == 2 and array.shape[0] == expected_rows else None
 
-    def save(self, list_hash: str, array: np.ndarray) -> Path:
+    def save(self, list_hash: str, array: np.ndarray) -> Path | None:
+        """Write one entry; a cache that cannot be written (a file in the way, read-only, full disk, no home)
+        is skipped with a one-line note: it never fails a run, which only gets slower."""
+        if self.dir.parent in _UNWRITABLE_CACHES:
+            return None
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
-        return atomic_write_bytes(self.path(list_hash), buffer.getvalue())
+        try:
+            return atomic_write_bytes(self.path(list_hash), buffer.getvalue())
+        except OSError as err:
+            _UNWRITABLE_CACHES.add(self.dir.parent)
+            from langsamp_cli.logs import get_logger
+
+            get_logger().warning(f"note: the embedding cache {self.dir.parent} cannot be written "
+                                 f"({err.strerror or err}); continuing without it (set $LANGSAMP_CACHE to a "
+                                 "writable folder to keep vectors between runs)")
+            return None
+
+
+_UNWRITABLE_CACHES: set[Path] = set()  # cache roots that failed once in this process: not tried again
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -143,6 +159,9 @@ def find_blocks(model: torch.nn.Module) -> tuple[torch.nn.Module, str, torch.nn.
 def _load_tokenizer(model: str):
     from transformers import AutoTokenizer
 
+    from langsamp_cli.model_source import require_tokenizer
+
+    require_tokenizer(model)
     try:
         return AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as err:
@@ -187,6 +206,10 @@ def _config_depth(config) -> int:
     for name in ("num_hidden_layers", "n_layers", "num_layers"):
         value = getattr(config, name, None)
         if isinstance(value, int):
+            if value < 1:
+                where = getattr(config, "name_or_path", "") or "the model"
+                raise LangsampError(f"{where}: config.json says {name}: {value}; an encoder needs at least one "
+                                    "layer; fix config.json or pass another model")
             return value
     raise LangsampError(f"cannot tell how many layers {type(config).__name__} has; pass a BERT/XLM-R style encoder")
 
@@ -362,8 +385,17 @@ class SentenceEncoder:
         out = np.empty((len(texts), self.hidden_size if pooled is None else pooled.shape[1]), dtype=np.float32)
         if pooled is not None:
             out[order] = pooled.cpu().numpy()  # the one device-to-host copy of this call
+        self._check_finite(out, self.layer)
         self.sentences_encoded += len(texts)
         return out
+
+    def _check_finite(self, vectors: np.ndarray, layer: int) -> None:
+        """NaN/inf vectors would rank at random and score ~0 without a word: an error naming the model."""
+        bad = int((~np.isfinite(vectors)).any(axis=1).sum()) if vectors.size else 0
+        if bad:
+            raise LangsampError(f"--model {self.model_name}: {bad} of {len(vectors)} sentence vectors at layer "
+                                f"{layer} are NaN or infinite (damaged weights, or an overflow in --dtype "
+                                f"{str(self.dtype).removeprefix('torch.')}); use float32 or another checkpoint")
 
     # ----------------------------------------------------------------- several layers, one pass
     def encode_layers(self, sentences: list[str], layers: Sequence[int], progress: bool = False,
@@ -452,6 +484,7 @@ class SentenceEncoder:
             rows = np.empty((len(texts), width), dtype=np.float32)
             if host is not None:
                 rows[order] = host[i]
+            self._check_finite(rows, k)
             out[k] = rows
         self.sentences_encoded += len(texts)
         return out

@@ -26,6 +26,7 @@ from rich.console import Console
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.progress import make_progress
+from langsamp_cli.weight_decay import weight_decay_groups
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -160,8 +161,8 @@ def finetune(
 
     console = console or Console(stderr=True)
     model = model.to(runtime.device)
-    optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=float(settings.lr),
-                                  eps=float(settings.adam_epsilon))
+    optimizer = torch.optim.AdamW(weight_decay_groups(model.named_parameters(), settings.weight_decay),
+                                  lr=float(settings.lr), eps=float(settings.adam_epsilon))
     steps_per_epoch = math.ceil(len(train_loader) / settings.grad_accum)
     total_steps = steps_per_epoch * settings.epochs
     scheduler = get_scheduler(settings.scheduler, optimizer, num_warmup_steps=int(settings.warmup_ratio * total_steps),
@@ -243,16 +244,6 @@ def _score(model: torch.nn.Module, dev_score: Callable[[torch.nn.Module], float]
 
 def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and LayerNorm weights (the usual BERT recipe, as in the official code)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": float(weight_decay)}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def progress_bar(enabled: bool, console: Console | None = None, unit: str = "step"):

@@ -251,29 +251,37 @@ def detect_script(text: str) -> str:
     return script
 
 
-def parse_language_list(value: str | None) -> list[str] | None:
+def names_a_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a comma list too long to be a file name (ENAMETOOLONG) is not one."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def parse_language_list(value: str | None, flag: str = "--languages") -> list[str] | None:
     """A comma list or a file (one id per line, first column; '#' comments) -> canonical ids, in order, deduplicated.
 
     None means "every language"; an empty value, or a file with no id in it, is an error (never "every language"
-    and never "none").
+    and never "none"). ``flag`` is the option errors name.
     """
     if value is None:
         return None
     path = Path(value)
     items: list[tuple[str, str]] = []
-    if str(value).strip() and path.is_file():
+    if str(value).strip() and names_a_file(path):
         for number, line in enumerate(read_utf8_text(path).splitlines(), start=1):
             stripped = line.split("#", 1)[0].strip()
             if stripped:
                 items.append((stripped.split()[0], f"{path}:{number}"))
         if not items:
             raise LangsampError(f"{path}: no language ids in the file (only blank lines or # comments); "
-                                "list one id per line, e.g. eng_Latn, or leave --languages out for every language")
+                                f"list one id per line, e.g. eng_Latn, or leave {flag} out for every language")
     else:
-        items = [(part.strip(), "--languages") for part in str(value).split(",") if part.strip()]
+        items = [(part.strip(), flag) for part in str(value).split(",") if part.strip()]
         if not items:
-            raise LangsampError(f"--languages {str(value)!r}: no language ids given; pass a comma list such as "
-                                "eng_Latn,deu_Latn or a file, or leave --languages out for every language")
+            raise LangsampError(f"{flag} {str(value)!r}: no language ids given; pass a comma list such as "
+                                f"eng_Latn,deu_Latn or a file, or leave {flag} out for every language")
     ids: list[str] = []
     for item, where in items:
         try:
@@ -289,7 +297,7 @@ def read_utf8_text(path: Path) -> str:
     """The text of a small user file; not UTF-8 is a one-line error naming the line and byte offset."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # an editor's invisible byte-order mark is no text
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise LangsampError(f"{path}:{line}: not UTF-8 text (byte offset {err.start}); "

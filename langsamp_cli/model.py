@@ -121,6 +121,8 @@ class LangSAMPForMaskedLM(nn.Module):
         self.script_embeddings = _new_table(num_scripts or _table_size(script2id), hidden, std) if use_script else None
         # What rows new to the initial checkpoint were initialised from (pretrain/init_rows.py); saved in langsamp.json.
         self.initialised_rows: dict[str, Any] = {}
+        # The move to another tokenizer's vocabulary (pretrain/vocab_transfer.py), when continuing with --tokenizer.
+        self.vocab_transfer: Any = None
 
     @property
     def backbone(self) -> nn.Module:
@@ -306,11 +308,58 @@ def load_backbone(model: str | Path, cls: Any = None, *, config: Any = None, all
                                                    **kwargs)
     except OSError as err:
         raise LangsampError(f"--model {model}: cannot load weights ({_first_line(err)})") from None
-    except RuntimeError as err:
+    except Exception as err:  # noqa: BLE001 - a damaged or pickled weights file is named; anything else passes on
+        damaged = damaged_weights_error(err, local)
+        if damaged is not None:
+            raise damaged from None
+        if not isinstance(err, RuntimeError):
+            raise
         raise LangsampError(f"--model {model}: cannot load the weights ({_first_line(err)}); "
                             "is config.json the one saved with these weights?") from None
     adjustments += _settle_missing(loaded, info, source, allow_random_head)
+    check_finite_weights(loaded, source)
     return loaded, list(dict.fromkeys(adjustments))
+
+
+def check_finite_weights(model: nn.Module, source: str) -> None:
+    """NaN/inf weights would score 0.0 everywhere without a word: refused, naming the model and the tensor."""
+    bad = [name for name, tensor in model.state_dict().items()
+           if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise LangsampError(f"--model {source}: weight {bad[0]}{more} holds NaN or infinite values; the checkpoint "
+                            "is damaged or its training diverged, use an earlier checkpoint")
+
+
+def damaged_weights_error(err: BaseException, folder: Path | None, file: Path | None = None) -> LangsampError | None:
+    """A weights file that is not what it claims (truncated, random bytes, pickled objects) as one line naming
+    it; None for other errors."""
+    if type(err).__name__ == "SafetensorError":
+        problem = f"not a readable safetensors file ({_first_line(err)}): truncated or damaged"
+    elif isinstance(err, pickle.UnpicklingError):
+        weights_only = "weights only" in str(err).lower()
+        problem = ("holds objects other than tensors and plain values; refused, loading it could run code" if
+                   weights_only else f"not a readable PyTorch weights file ({_first_line(err)[:120]})")
+    elif isinstance(err, (EOFError, UnicodeDecodeError)) or (
+            isinstance(err, RuntimeError) and "PytorchStreamReader" in str(err)):
+        problem = f"not a readable PyTorch weights file ({_first_line(err)[:120]}): truncated or damaged"
+    else:
+        return None
+    where = file or (next(iter(_weight_files(folder)), folder) if folder is not None else None)
+    return LangsampError(f"{where or 'the model'}: {problem}; copy the checkpoint again, or re-save it from "
+                         "a copy that loads")
+
+
+@contextmanager
+def naming_damaged(file: Path) -> Iterator[None]:
+    """Reading ``file``: a damaged or pickled weights file becomes one line naming it."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - only the recognised failures are turned into a message
+        damaged = damaged_weights_error(err, None, file)
+        if damaged is None:
+            raise
+        raise damaged from None
 
 
 def _config_kwargs_onto(config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -530,7 +579,13 @@ def _metadata(model: LangSAMPForMaskedLM) -> dict[str, Any]:
         # fixed, so a resumed run trains exactly the parameters the first part did.
         "frozen": [name for name, param in model.mlm.named_parameters() if not param.requires_grad],
         **({"initialised_rows": model.initialised_rows} if getattr(model, "initialised_rows", None) else {}),
+        **({"vocab_transfer": _vocab_record(model.vocab_transfer)} if getattr(model, "vocab_transfer", None) else {}),
     }
+
+
+def _vocab_record(transfer: Any) -> dict[str, Any]:
+    """The summary of pretrain/vocab_transfer.VocabTransfer (or the dict a reloaded checkpoint kept)."""
+    return transfer if isinstance(transfer, dict) else transfer.record()
 
 
 def load_checkpoint(path: str | Path, lang_map: LangMap = None, require_tables: bool = False) -> LangSAMPForMaskedLM:
@@ -584,7 +639,10 @@ def _load_ours(path: Path) -> LangSAMPForMaskedLM:
     _freeze(model.mlm, meta.get("frozen") or [])
     if isinstance(meta.get("initialised_rows"), dict):  # a resumed run keeps recording it
         model.initialised_rows = meta["initialised_rows"]
-    tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
+    if isinstance(meta.get("vocab_transfer"), dict):
+        model.vocab_transfer = meta["vocab_transfer"]
+    with naming_damaged(path / TABLES_FILE):
+        tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
     for key, table in model.tables().items():
         if key not in tables or tables[key].shape != table.shape:
             raise LangsampError(f"{path / TABLES_FILE}: no '{key}' of shape {tuple(table.shape)} although "
@@ -613,11 +671,12 @@ def _read_state_dict(path: Path, keys: set[str] | None = None) -> dict[str, torc
     state: dict[str, torch.Tensor] = {}
     for file in _weight_files(path):
         if file.suffix == ".safetensors":
-            with safe_open(str(file), framework="pt") as handle:
+            with naming_damaged(file), safe_open(str(file), framework="pt") as handle:
                 wanted = [k for k in handle.keys() if keys is None or k in keys]
                 state.update({k: handle.get_tensor(k) for k in wanted})
         else:
-            loaded = torch.load(file, map_location="cpu", weights_only=True)
+            with naming_damaged(file):
+                loaded = torch.load(file, map_location="cpu", weights_only=True)
             state.update({k: v for k, v in loaded.items() if keys is None or k in keys})
     return state
 
@@ -783,7 +842,8 @@ def _our_tables(path: Path) -> EmbeddingTables:
     from safetensors.numpy import load_file
 
     meta = _read_meta(path)
-    tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
+    with naming_damaged(path / TABLES_FILE):
+        tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
     return EmbeddingTables(_f32(tables.get(LANG_KEY)), _f32(tables.get(SCRIPT_KEY)), meta["lang2id"], meta["script2id"])
 
 

@@ -120,6 +120,19 @@ def corpus_section(lang_scripts: list[str], lines: dict[str, int], chunks: dict[
             + _table(["language-script", "language", "lines", "chunks trained", "share"], rows, 2))
 
 
+def contamination_section(run: dict[str, Any]) -> str:
+    """Whether the corpus was cleaned of test-set text (``run.json``'s record of `contamination --write-clean`)."""
+    if not run:
+        return ""
+    from langsamp_cli.contamination.record import describe_clean_record
+
+    record = run.get("contamination")
+    text = (f"The corpus was {describe_clean_record(record)}." if isinstance(record, dict) else
+            "The corpus carried no record of a test-set contamination check (`langsamp contamination "
+            "--write-clean` writes one); evaluation items may occur in it.")
+    return f"## Test-set contamination\n\n{text}\n"
+
+
 def settings_section(config: dict[str, Any], summary: dict[str, Any]) -> str:
     if not config:
         return "## Settings\n\nNo `run.json` was found beside this checkpoint.\n"
@@ -144,6 +157,21 @@ def initialised_section(initialised: dict[str, Any]) -> str:
     return ("## Rows new to the initial model\n\n"
             f"Initialised with `--init-new-languages {initialised.get('method', '?')}` (also in `langsamp.json`):\n\n"
             + _table(["table", "row", "method", "from", "note"], rows, 5))
+
+
+def vocabulary_section(transfer: dict[str, Any] | None) -> str:
+    """How the model was moved to another tokenizer (``pretrain --tokenizer`` when continuing), if it was."""
+    if not transfer:
+        return ""
+    made = ", ".join(f"{count:,} by `{method}`" for method, count in (transfer.get("initialised_rows") or {}).items())
+    layout = ("a strict extension: every kept row at its old id" if transfer.get("strict_extension")
+              else "rows matched by piece; some moved to new ids")
+    return ("## Vocabulary\n\n"
+            f"Continued with the tokenizer `{transfer.get('tokenizer', '?')}`: "
+            f"{transfer.get('old_vocab_size', 0):,} -> {transfer.get('new_vocab_size', 0):,} pieces, "
+            f"{transfer.get('kept_rows', 0):,} trained rows kept ({layout}); the new rows were initialised with "
+            f"`--init-new-tokens {transfer.get('init_new_tokens', '?')}` ({made or 'none'}). Every new row and "
+            "its sources: `vocab_transfer.tsv` in the run folder.\n")
 
 
 def loading_section(model_ref: str) -> str:
@@ -203,8 +231,9 @@ def build_card(checkpoint_dir: Path, run_dir: Path | None = None, corpus_lines: 
     curve = ("## Loss curve\n\n![MLM loss against optimiser step](loss.png)\n" if loss_plot
              else "## Loss curve\n\nNo loss was logged for this checkpoint.\n")
     parts = [front_matter(lang_scripts, variant, model_config.get("model_type")), intro,
-             corpus_section(lang_scripts, lines, chunks) if lang_scripts else "",
+             corpus_section(lang_scripts, lines, chunks) if lang_scripts else "", contamination_section(run),
              settings_section(config, summary or {}), curve, initialised_section(meta.get("initialised_rows") or {}),
+             vocabulary_section(meta.get("vocab_transfer")),
              loading_section(model_ref), placeholder_evaluation(model_ref)]
     return "\n".join(part for part in parts if part)
 

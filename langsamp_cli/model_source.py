@@ -28,10 +28,11 @@ _HUB_ID_RE = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 _TRUE = ("1", "true", "yes", "on")
 
 
-def resolve_model(name: str, flag: str = "--model", default: bool = False) -> str:
+def resolve_model(name: str, flag: str = "--model", default: bool = False, needs_config: bool = True) -> str:
     """``name`` as the loaders should get it (a user path expanded), or a one-line LangsampError.
 
     ``default``: the name was not given by the user (a command's built-in default), which changes the advice.
+    ``needs_config``: a local folder must hold a model's config.json (False for a tokenizer folder).
     """
     text = str(name).strip()
     path = Path(text).expanduser()
@@ -39,6 +40,9 @@ def resolve_model(name: str, flag: str = "--model", default: bool = False) -> st
         if not path.is_dir():
             raise LangsampError(f"{flag} {text}: {path} is a file, not a model directory; pass the folder that "
                                 "holds config.json (e.g. runs/pretrain-demo/final)")
+        if needs_config and not (path / "config.json").is_file():
+            raise LangsampError(f"{flag} {text}: no config.json in this folder, so it is not a model; "
+                                f"{_model_folder_hint(path)}")
         return str(path)
     if looks_like_path(text):
         raise LangsampError(f"{flag} {text}: no such directory ({path.absolute()}); pass an existing checkpoint "
@@ -63,6 +67,15 @@ def resolve_model(name: str, flag: str = "--model", default: bool = False) -> st
                             f"cache; rerun with HF_HUB_OFFLINE=1 to use it, or {local}")
     raise LangsampError(f"{what}: not a local directory, and the Hugging Face hub is unreachable ({why}); {local}, "
                         "or set HF_HUB_OFFLINE=1 on a machine whose Hugging Face cache has the model")
+
+
+def _model_folder_hint(path: Path) -> str:
+    """Where the model probably is: a run folder's final/ (or its newest checkpoint), else the general advice."""
+    inside = sorted(p.parent for p in path.glob("*/config.json"))
+    final = [p for p in inside if p.name in ("final", "best")]
+    if final or inside:
+        return f"pass {(final or inside)[-1]}"
+    return "pass the folder that holds config.json and the weights (e.g. runs/pretrain-demo/final)"
 
 
 def looks_like_path(text: str) -> bool:
@@ -112,3 +125,19 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
     host = target.hostname or "huggingface.co"
     port = target.port or (443 if target.scheme == "https" else 80)
     return _probe(host, port, timeout)
+
+
+# The files a tokenizer's vocabulary lives in (fast tokenizers, SentencePiece, WordPiece, BPE). A folder with
+# none of them is not refused by transformers 5: it silently builds a tokenizer of the 5 special tokens.
+TOKENIZER_VOCAB_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
+                         "vocab.txt", "vocab.json")
+
+
+def require_tokenizer(model: str, flag: str = "--model") -> None:
+    """A local model folder without tokenizer files is one line; hub names (they carry theirs) pass."""
+    path = Path(str(model)).expanduser()
+    if not path.is_dir() or any((path / name).is_file() for name in TOKENIZER_VOCAB_FILES):
+        return
+    raise LangsampError(f"{flag} {model}: no tokenizer files in the folder ({', '.join(TOKENIZER_VOCAB_FILES[:2])}, "
+                        "...); refusing to evaluate it with a made-up 5-token tokenizer; copy the tokenizer of "
+                        "the model it was trained from into it (tokenizer.save_pretrained(folder))")

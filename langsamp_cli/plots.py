@@ -102,10 +102,13 @@ def plot_similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], stem: str
     return save_figure(fig, stem)
 
 
-def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, improvement: np.ndarray,
+def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, difference: np.ndarray,
                                labels: Sequence[str], names: tuple[str, str], stem: str | Path,
                                suptitle: str | None = None) -> list[Path]:
-    """Baseline | ours (shared colour scale) | improvement in percent (paper Figures 4 and 5)."""
+    """Baseline | ours (shared colour scale) | the absolute difference ours - baseline (paper Figures 4 and 5).
+
+    The paper's third panel is a percentage; over a near-zero baseline that explodes, so this one is absolute.
+    """
     baseline_name, ours_name = names
     size = _cell_size(len(labels))
     fig, axes = plt.subplots(1, 3, figsize=(3 * size + 3, size))
@@ -115,8 +118,7 @@ def plot_similarity_comparison(ours: np.ndarray, baseline: np.ndarray, improveme
     _draw_heatmap(axes[0], baseline, labels, f"baseline: {baseline_name}", ".2f", "viridis", vmin, vmax)
     image = _draw_heatmap(axes[1], ours, labels, f"ours: {ours_name}", ".2f", "viridis", vmin, vmax)
     fig.colorbar(image, ax=axes[:2].tolist(), fraction=0.023, pad=0.02)
-    diff = _draw_heatmap(axes[2], _off_diagonal(improvement), labels,
-                         "improvement (ours - baseline) / |baseline|, %", ".1f",
+    diff = _draw_heatmap(axes[2], _off_diagonal(difference), labels, "difference (ours - baseline)", "+.2f",
                          "RdBu", center_zero=True)
     fig.colorbar(diff, ax=axes[2], fraction=0.046, pad=0.04)
     if suptitle:
@@ -269,3 +271,47 @@ def plot_metric_by_layer(panels: dict[str, dict[tuple[str, str], tuple[Sequence[
     axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return save_figure(fig, stem, formats)
+
+
+# ---------------------------------------------------------------------------- all-pairs retrieval matrix
+def plot_pair_matrix(matrix: np.ndarray, labels: Sequence[str], groups: Sequence[str], stem: str | Path,
+                     title: str, highlight: str | None = None) -> list[Path]:
+    """Query languages (rows) x target languages (columns), languages already in group order.
+
+    ``groups[i]`` (the script) is drawn as a band of separators and a label; ``highlight`` (English) is in
+    bold red. Cells carry their value up to 30 languages; beyond that the size grows with the count
+    (about 0.11 inch per language, 4.5-point labels) so 205 x 205 stays legible, zoomed in the SVG.
+    """
+    n = len(labels)
+    annotate = n <= 30
+    inch = 0.5 if annotate else 0.11
+    side = max(4.0, inch * n + 1.5)
+    fig, ax = plt.subplots(figsize=(side + 1.4, side))
+    colours = plt.get_cmap("viridis").with_extremes(bad="#e6e6e6")
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap=colours, vmin=0.0, vmax=1.0, interpolation="nearest")
+    size = 7 if annotate else 4.5
+    ax.set_xticks(range(n), labels=labels, rotation=90, fontsize=size)
+    ax.set_yticks(range(n), labels=labels, fontsize=size)
+    for tick in (*ax.get_xticklabels(), *ax.get_yticklabels()):
+        if tick.get_text() == highlight:
+            tick.set_color("#c00000")
+            tick.set_fontweight("bold")
+    starts = [i for i in range(n) if i == 0 or groups[i] != groups[i - 1]]
+    for start, stop in zip(starts, [*starts[1:], n]):
+        if start:
+            ax.axhline(start - 0.5, color="white", lw=0.6)
+            ax.axvline(start - 0.5, color="white", lw=0.6)
+        if stop - start >= (1 if annotate else 3):
+            ax.text(n - 0.3, (start + stop - 1) / 2, f" {groups[start]}", fontsize=size + 1, va="center",
+                    ha="left", clip_on=False)
+    if annotate:
+        for i in range(n):
+            for j in range(n):
+                if np.isfinite(matrix[i, j]):
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=5.5,
+                            color=_text_colour(colours(image.norm(matrix[i, j]))))
+    ax.set_xlabel("target language")
+    ax.set_ylabel("query language")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.08)
+    return save_figure(fig, stem)

@@ -41,6 +41,53 @@ def widen_for_logs() -> Iterator[None]:
             os.environ.pop("COLUMNS", None)
 
 
+def print_table(table, console: Console | None = None) -> None:
+    """The one way a rich ``Table`` is printed: boxed on a terminal, plain aligned lines otherwise.
+
+    In a log file (or a pipe) box characters and the padding of every row to the widest cell make lines
+    hundreds of characters wide; plain lines keep each row as long as its own text, with no trailing spaces.
+    """
+    console = console or Console()
+    if console.is_terminal:
+        console.print(table)
+        return
+    for line in plain_table_lines(table):
+        console.print(line, highlight=False, markup=False, soft_wrap=True, emoji=False)
+
+
+def plain_table_lines(table) -> list[str]:
+    """Title, header and rows of a rich ``Table`` as text lines (columns two spaces apart, markup removed)."""
+    from rich.text import Text
+
+    def plain(value) -> str:
+        if value is None:
+            return ""
+        text = value if isinstance(value, Text) else Text.from_markup(str(value)) if isinstance(value, str) else None
+        return " ".join((text.plain if text is not None else str(value)).split())
+
+    columns = table.columns
+    header = [plain(column.header) for column in columns]
+    cells = [[plain(cell) for cell in column.cells] for column in columns]
+    rows = [list(row) for row in zip(*cells)] if cells else []
+    widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(columns))]
+
+    def line(values: list[str]) -> str:
+        parts = [value.rjust(width) if column.justify == "right" else value.ljust(width)
+                 for value, width, column in zip(values, widths, columns)]
+        return "  ".join(parts).rstrip()
+
+    lines = [plain(table.title)] if table.title else []
+    if table.show_header:
+        lines.append(line(header))
+    for index, row in enumerate(rows):
+        lines.append(line(row))
+        if index < len(rows) - 1 and index < len(table.rows) and table.rows[index].end_section:
+            lines.append("")
+    if table.caption:
+        lines.append(plain(table.caption))
+    return lines
+
+
 def _isatty(stream) -> bool:
     try:
         return bool(stream.isatty())
@@ -82,6 +129,8 @@ class _Task:
     start_completed: float = 0.0
     printed_at: float | None = None
     printed_completed: float | None = None
+    first_at: float | None = None         # when the first move of this run was seen
+    first_completed: float | None = None  # and where it got to
 
 
 class PlainProgress:
@@ -123,6 +172,8 @@ class PlainProgress:
             task.completed = completed
         if advance is not None:
             task.completed += advance
+        if task.first_at is None and task.completed != task.start_completed:
+            task.first_at, task.first_completed = self.clock(), task.completed
         if description is not None:
             task.description = description
         task.fields.update(fields)
@@ -148,10 +199,25 @@ class PlainProgress:
         parts += [fmt.format(task.fields[name]) for name, fmt in self.fields.items() if name in task.fields]
         elapsed = now - task.started
         parts.append(f"elapsed {_clock(elapsed)}")
-        moved = done - task.start_completed
-        if task.total and moved > 0 and elapsed > 0:
-            parts.append(f"eta {_clock((task.total - done) * elapsed / moved)}")
+        eta = self._eta(task, now)
+        if eta is not None:
+            parts.append(f"eta {_clock(eta)}")
         return ", ".join(parts)
+
+    @staticmethod
+    def _eta(task: _Task, now: float) -> float | None:
+        """Seconds left at the pace since the first move, which leaves start-up (loading, the first slow step)
+        out; None while a single step is all there is to go by (its time says little about the rest)."""
+        if not task.total or task.first_at is None:
+            return None
+        left = task.total - task.completed
+        since_first = task.completed - task.first_completed
+        if since_first > 0 and now > task.first_at:
+            return left * (now - task.first_at) / since_first
+        moved = task.completed - task.start_completed
+        if moved > 1 and now > task.started:  # the first update already covered several steps
+            return left * (now - task.started) / moved
+        return None
 
     def _print(self, task: _Task, now: float | None = None) -> None:
         now = self.clock() if now is None else now

@@ -135,10 +135,13 @@ def check_same_settings(identities: dict[tuple, dict[tuple, list[Path]]], allow_
 
 
 def _row(results: dict, record: dict, metric: str) -> dict:
+    from langsamp_cli.baselines import floor
+
     return {"model_key": results.get("model_slug") or results["model"], "model_path": results["model"],
             "task": results["task"], "seed": _seed(results.get("seed")), "lang_script": record["lang_script"],
             "head_tail": record.get("head_tail"), "script_group": record.get("script_group"),
-            "family": record.get("family") or NO_FAMILY, "metric": metric, "value": record["metrics"][metric]}
+            "family": record.get("family") or NO_FAMILY, "metric": metric, "value": record["metrics"][metric],
+            "floor": floor(record.get("baselines")).get(metric, math.nan)}
 
 
 def _seed(seed) -> str:
@@ -176,6 +179,8 @@ def build_report(dirs: list[Path], metric: str | None = None, scale: float = 100
     frame["model"] = frame["model_key"].map(model_labels(frame))
     frame["value"] = frame["value"] * scale
     notes += _coverage_notes(frame)
+    notes += _pair_matrix_notes(paths)
+    notes += _baseline_notes(frame, scale)
     return Report(groups=_over_seeds(_seed_group_means(frame, group_order), "group"),
                   families=_over_seeds(_seed_means(frame, "family"), "family"),
                   languages=_over_seeds(frame.rename(columns={"value": "score"}).assign(n_languages=1),
@@ -210,7 +215,31 @@ def _sort_key(column: pd.Series) -> pd.Series:
     order = {"task": TASK_ORDER, "group": DEFAULT_GROUPS}.get(str(column.name))
     if order is None:
         return column.astype(str)
+    if column.name == "task":  # "sr-t@margin" right after "sr-t": scorings of one task side by side
+        from langsamp_cli.results import split_scored_task
+
+        return column.map(lambda v: f"{order.index(b):04d}{v}" if (b := split_scored_task(v)[0]) in order
+                          else f"9999{v}")
     return column.map(lambda v: f"{order.index(v):04d}" if v in order else f"9999{v}")
+
+
+def _baseline_notes(frame: pd.DataFrame, scale: float) -> list[str]:
+    """Per task: what a model with no signal scores (mean over the languages of each language's baseline)."""
+    notes = []
+    for task, part in frame.groupby("task", sort=False):
+        floors = part.dropna(subset=["floor"]).drop_duplicates("lang_script")
+        if not floors.empty:
+            notes.append(f"{task}: a model with no signal scores {floors['floor'].mean() * scale:.1f} "
+                         f"{part['metric'].iloc[0]} on these languages (mean of each language's baseline: chance "
+                         "or majority class)")
+    return notes
+
+
+def _pair_matrix_notes(paths: list[Path]) -> list[str]:
+    """One summary line per all-pairs result (its matrix files sit beside its results.json)."""
+    from langsamp_cli.tasks.pair_matrix import summary
+
+    return [line for line in (summary(load_results(p)) for p in paths) if line]
 
 
 def _coverage_notes(frame: pd.DataFrame) -> list[str]:
@@ -233,7 +262,13 @@ def cell(mean: float, std: float) -> str:
 
 
 def task_label(task: str) -> str:
-    return TASK_LABELS.get(task, task)
+    """The registry label; a scoring run of a task is labelled after it: "SR-T (margin)" for "sr-t@margin"."""
+    from langsamp_cli.results import split_scored_task
+
+    base, scoring = split_scored_task(task)
+    if task in TASK_LABELS or scoring == "cosine" or base not in TASK_LABELS:
+        return TASK_LABELS.get(task, task)
+    return f"{TASK_LABELS[base]} ({task[len(base) + 1:]})"
 
 
 def table1_cells(report: Report) -> tuple[list[tuple[str, str]], list[str], list[list[str]]]:
@@ -374,7 +409,10 @@ def write_report(report: Report, output_dir: Path, formats: list[str]) -> list[P
 def print_report(report: Report, console=None) -> None:
     """Table 1, one Markdown table per task (models side by side), rendered by rich."""
     from rich.console import Console
-    from rich.markdown import Markdown
+    from rich.markup import escape
+    from rich.table import Table
+
+    from langsamp_cli.progress import print_table
 
     console = console or Console()
     columns, models, body = table1_cells(report)
@@ -385,6 +423,11 @@ def print_report(report: Report, console=None) -> None:
                       f"{part.n_seeds.max()} seed(s)", highlight=False)
         header = ["model", *(columns[i][1] for i in picked)]
         rows = [[m, *(row[i] for i in picked)] for m, row in zip(models, body)]
-        console.print(Markdown(markdown_table(header, rows)))
+        table = Table(*header)
+        for column in table.columns[1:]:
+            column.justify = "right"
+        for row in rows:  # **best** of the Markdown tables -> bold
+            table.add_row(*(re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/]", escape(cell)) for cell in row))
+        print_table(table, console)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)

@@ -41,6 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from langsamp_cli.baselines import floor, floor_note
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import atomic_write_json, atomic_write_text
 from langsamp_cli.logs import get_logger
@@ -60,13 +61,29 @@ _SEED_KEYS = {"seed", "seeds"}  # one run's seeds share their settings; the seed
 
 
 # ---------------------------------------------------------------------------- naming
-def model_slug(model: str | Path) -> str:
-    """Readable, collision-free folder name: the last two path parts + a hash of the full identity."""
+def model_slug(model: str | Path, fingerprint: str | None = None) -> str:
+    """The model's folder name: its last two path parts (or hub name) + the first 8 characters of its content
+    fingerprint, so the same model gets the same folder on every machine (``pretrain-demo--final-1a2b3c4d``).
+
+    Without a fingerprint the name as given is hashed (a hub name: stable everywhere).
+    """
+    if fingerprint and re.fullmatch(r"[0-9a-f]{8,}", str(fingerprint)):
+        digest = str(fingerprint)[:8]
+    else:  # no content hash (e.g. a hub name that is not cached): the name as given, or what stands for it
+        text = str(fingerprint or str(model).rstrip("/\\") or model)
+        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    return f"{_readable(_model_identity(model))}-{digest}"
+
+
+def legacy_model_slug(model: str | Path) -> str:
+    """The folder name of older langsamp versions: a hash of the absolute path (different on every machine)."""
     identity = _model_identity(model)
+    return f"{_readable(identity)}-{hashlib.sha1(identity.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _readable(identity: str) -> str:
     parts = [p for p in re.split(r"[\\/]+", identity) if p not in ("", ".", "..")]
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", "--".join(parts[-2:])).strip("-.") or "model"
-    digest = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:8]
-    return f"{readable[:80]}-{digest}"
+    return (re.sub(r"[^A-Za-z0-9._-]+", "-", "--".join(parts[-2:])).strip("-.") or "model")[:80]
 
 
 def _model_identity(model: str | Path) -> str:
@@ -74,6 +91,18 @@ def _model_identity(model: str | Path) -> str:
     text = str(model).rstrip("/\\") or str(model)
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
+
+
+_NOTED_LEGACY: set[Path] = set()
+
+
+def _note_legacy_folder(task_dir: Path, model: str | Path, slug: str) -> None:
+    """One line when this model's results from before fingerprinted folder names sit beside the new folder."""
+    legacy = task_dir / legacy_model_slug(model)
+    if legacy.name != slug and legacy.is_dir() and legacy not in _NOTED_LEGACY:
+        _NOTED_LEGACY.add(legacy)  # once per process, not once per seed or layer
+        log.warning(f"note: {legacy} holds older results of this model (folder named by a hash of its path); "
+                    f"`langsamp report` still reads them; new results go to {task_dir / slug}")
 
 
 def seed_dir_name(seed: int | None) -> str:
@@ -94,10 +123,24 @@ def split_layer_task(task: str) -> tuple[str, int | None]:
     return (base, int(layer)) if sep and layer.isdigit() else (str(task), None)
 
 
+SCORED_SUFFIXES = ("margin", "csls")  # `eval --scoring margin`: results filed as task "sr-t@margin", beside "sr-t"
+
+
+def scored_task_name(task: str, scoring: str) -> str:
+    """The task name under which a run with ``--scoring`` files its results (cosine: the task itself)."""
+    return task if scoring == "cosine" else f"{task}@{scoring}"
+
+
+def split_scored_task(task: str) -> tuple[str, str]:
+    """("sr-t", "margin") for "sr-t@margin" (also inside "sr-t@margin@layer4"); (task, "cosine") otherwise."""
+    base, sep, scoring = split_layer_task(task)[0].rpartition("@")
+    return (base, scoring) if sep and scoring in SCORED_SUFFIXES else (split_layer_task(task)[0], "cosine")
+
+
 def task_dir_name(task: str) -> str:
     """A task name as a folder under the output root: a plain name (no separators, no '..'), never a path."""
     text = str(task)
-    plain = split_layer_task(text)[0]  # "sr-t@layer4": a layer of a --layers run
+    plain = split_scored_task(text)[0]  # "sr-t@layer4" / "sr-t@margin": a layer / a scoring of the task
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", plain) or ".." in text:
         raise LangsampError(f"task name {text!r}: use letters, digits, '.', '_' and '-' (a folder name under "
                             "--output-dir, not a path)")
@@ -124,8 +167,9 @@ class ResultStore:
         self.metric = metric
         self.overwrite = overwrite
         self.fingerprint = fingerprint or self.config.get("fingerprint") or self.config.get("model_fingerprint")
-        self.model_slug = model_slug(model)
+        self.model_slug = model_slug(model, self.fingerprint)
         self.run_dir = self.output_dir / task_dir_name(task) / self.model_slug / seed_dir_name(seed)
+        _note_legacy_folder(self.output_dir / task_dir_name(task), model, self.model_slug)
         self.seed_dir = self.run_dir
         self.units_dir = self.run_dir / UNITS_DIR
         self.replaced: dict[str, str] = {}  # unit -> why its stored result could not be reused
@@ -156,9 +200,15 @@ class ResultStore:
         self.notify(f"{lang_script}: stored result was made with {reason}; recomputing and replacing it")
         return False
 
-    def write(self, lang_script: str, n: int, metrics: dict[str, float], extra: dict | None = None) -> None:
+    def write(self, lang_script: str, n: int, metrics: dict[str, float], extra: dict | None = None,
+              baselines: dict[str, dict[str, float]] | None = None) -> None:
+        """``baselines``: the scores of trivial predictors on the same data (see :mod:`langsamp_cli.baselines`)."""
         clean = {str(k): _number(v, f"{lang_script} metric {k}") for k, v in metrics.items()}
-        self._write_unit(lang_script, {"status": "done", "n": int(n), "metrics": clean, "extra": extra or {}})
+        body = {"status": "done", "n": int(n), "metrics": clean, "extra": extra or {}}
+        if baselines:
+            body["baselines"] = {str(name): {str(k): _number(v, f"{lang_script} baseline {name} {k}")
+                                             for k, v in scores.items()} for name, scores in baselines.items()}
+        self._write_unit(lang_script, body)
 
     def skip(self, lang_script: str, reason: str) -> None:
         self._write_unit(lang_script, {"status": "skipped", "reason": str(reason)})
@@ -168,7 +218,8 @@ class ResultStore:
         atomic_write_json(self.unit_path(lang_script), unit)
 
     def _meta(self) -> dict:
-        return {"task": self.task, "model": self.model, "model_slug": self.model_slug, "seed": self.seed,
+        return {"task": self.task, "model": self.model, "model_slug": self.model_slug,
+                "model_identity": _model_identity(self.model), "seed": self.seed,
                 "metric": self.metric, "fingerprint": self.fingerprint, "config": self.config,
                 "config_hash": config_hash(self.config), "settings_hash": settings_hash(self.config)}
 
@@ -228,13 +279,15 @@ def build_results(units: list[dict], meta: dict) -> dict:
                     "settings (or --languages ... --overwrite)")
         units = [u for u in units if u not in stale]
     done = sorted((u for u in units if u["status"] == "done"), key=lambda u: u["lang_script"])
+    _warn_non_finite(done, meta)
     skipped = sorted((u for u in units if u["status"] == "skipped"), key=lambda u: u["lang_script"])
     languages = [language_record(u) for u in done]
     hashes = sorted({u.get("config_hash") for u in units if u.get("config_hash")})
     return {
         "task": meta.get("task"),
         "model": meta.get("model"),
-        "model_slug": meta.get("model_slug") or model_slug(meta.get("model") or "model"),
+        "model_slug": meta.get("model_slug") or model_slug(meta.get("model") or "model", meta.get("fingerprint")),
+        "model_identity": meta.get("model_identity"),  # with model_slug and the fingerprint: folder -> model
         "seed": meta.get("seed"),
         "metric": meta.get("metric"),
         "metrics": metric_names(languages, meta.get("metric")),
@@ -248,11 +301,22 @@ def build_results(units: list[dict], meta: dict) -> dict:
     }
 
 
+def _warn_non_finite(units: list[dict], meta: dict) -> None:
+    """A metric that is NaN/inf (or not a number) is left out of every mean: said, never silent."""
+    bad = [f"{u['lang_script']} {name}={value!r}" for u in units for name, value in (u.get("metrics") or {}).items()
+           if not _is_number(value)]
+    if bad:
+        log.warning(f"warning: {meta.get('task')} {meta.get('model')}: {len(bad)} score(s) are not finite numbers "
+                    f"and are left out of the means ({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); "
+                    "rerun those languages with --languages ... --overwrite")
+
+
 def language_record(unit: dict) -> dict:
     lang_script = unit["lang_script"]
     lang, _, script = lang_script.partition("_")
     return {"lang_script": lang_script, "lang": lang, "script": script or None, **language_groups(lang_script),
-            "n": unit.get("n"), "metrics": unit.get("metrics", {}), "extra": unit.get("extra", {})}
+            "n": unit.get("n"), "metrics": unit.get("metrics", {}), "extra": unit.get("extra", {}),
+            "baselines": unit.get("baselines", {})}
 
 
 def language_groups(lang_script: str) -> dict[str, str | None]:
@@ -294,6 +358,10 @@ def _mean_block(members: list[dict]) -> dict:
         values = [r["metrics"][name] for r in members if _is_number(r["metrics"].get(name))]
         if values:
             block[name] = sum(values) / len(values)
+    floors = [floor(r.get("baselines")) for r in members]
+    if members and all(floors):
+        block["floor"] = {name: sum(f[name] for f in floors) / len(floors) for name in floors[0]
+                          if all(name in f for f in floors)}
     return block
 
 
@@ -472,14 +540,19 @@ def load_results(results_json: Path) -> dict:
     return results
 
 
-def format_value(value: Any, scale: float = 100.0) -> str:
-    return f"{value * scale:.1f}" if _is_number(value) else "-"
+def format_value(value: Any, scale: float = 100.0, baseline: Any = None) -> str:
+    """``44.1`` or, with its baseline, ``44.1 (5.7)``."""
+    if not _is_number(value):
+        return "-"
+    return f"{value * scale:.1f}" + (f" ({baseline * scale:.1f})" if _is_number(baseline) else "")
 
 
 def print_results(results_json: Path, console=None, scale: float = 100.0) -> None:
     """Rich table on stdout: one row per language, then tail/head/Latn/non-Latn/all, then skips."""
     from rich.console import Console
     from rich.table import Table
+
+    from langsamp_cli.progress import print_table
 
     console = console or Console()
     results = load_results(results_json)
@@ -490,14 +563,19 @@ def print_results(results_json: Path, console=None, scale: float = 100.0) -> Non
         table.add_column(column, justify="left" if column in ("language", "groups") else "right")
     for r in results["languages"]:
         tags = " ".join(t for t in (r.get("head_tail"), r.get("script_group")) if t) or "?"
-        table.add_row(r["lang_script"], tags, str(r.get("n", "")), *(format_value(r["metrics"].get(m), scale)
-                                                                      for m in names))
+        floors = floor(r.get("baselines"))
+        table.add_row(r["lang_script"], tags, str(r.get("n", "")),
+                      *(format_value(r["metrics"].get(m), scale, floors.get(m)) for m in names))
     table.add_section()
     for group, block in results.get("groups", {}).items():
         count = block["n_languages"]
+        floors = block.get("floor") or {}
         table.add_row(f"[bold]{group}[/]", f"{count} language{'' if count == 1 else 's'}", "",
-                      *(format_value(block.get(m), scale) for m in names))
-    console.print(table)
+                      *(format_value(block.get(m), scale, floors.get(m)) for m in names))
+    print_table(table, console)
+    note = floor_note(name for r in results["languages"] for name in (r.get("baselines") or {}))
+    if note:
+        console.print(note, highlight=False, soft_wrap=True, markup=False)
     skipped = results.get("skipped") or []
     if skipped:
         listed = "; ".join(f"{s['lang_script']} ({s['reason']})" for s in skipped)

@@ -39,13 +39,14 @@ class Meta:
     optional_input: bool = False      # a flag only on the commands whose TaskSpec lists it in ``inputs``
     positive: bool = False            # numbers: > 0
     non_negative: bool = False        # numbers: >= 0
+    maximum: int | None = None        # numbers: <= maximum (e.g. a seed numpy accepts)
 
 
 def setting(help: str, *flags: str, default: Any = None, cli: bool = True, run_only: bool = False,
             path: bool = False, optional_input: bool = False, positive: bool = False,
-            non_negative: bool = False) -> Any:
+            non_negative: bool = False, maximum: int | None = None) -> Any:
     """A dataclass field with its metadata (see :class:`Meta`)."""
-    meta = Meta(help, flags, cli, run_only, path, optional_input, positive, non_negative)
+    meta = Meta(help, flags, cli, run_only, path, optional_input, positive, non_negative, maximum)
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={_META: meta})
     return dataclasses.field(default=default, metadata={_META: meta})
@@ -131,6 +132,8 @@ def convert(key: str, value: Any, annotation: Any, info: Meta = Meta(""), source
     for number in (result if isinstance(result, (list, tuple)) else [result]):
         if _is_number(number) and (info.positive and not number > 0 or info.non_negative and not number >= 0):
             raise refuse("must be greater than 0" if info.positive else "must be 0 or more")
+        if _is_number(number) and info.maximum is not None and number > info.maximum:
+            raise refuse(f"must be at most {info.maximum:,}")
     return result
 
 
@@ -247,12 +250,13 @@ def cli_fields(cls: type, inputs: Iterable[str] = ()) -> list[dataclasses.Field]
 
 
 def typer_parameters(cls: type, inputs: Iterable[str] = (), defaults: Mapping[str, Any] | None = None,
-                     notes: Mapping[str, str] | None = None) -> list[inspect.Parameter]:
+                     notes: Mapping[str, str] | None = None,
+                     helps: Mapping[str, str] | None = None) -> list[inspect.Parameter]:
     """One keyword parameter per flag of ``cls`` (value None = not given), for :func:`make_command`.
 
     ``defaults`` (e.g. the task YAML) are shown in the help as "(default: ...)", ``notes`` verbatim in
-    parentheses; the values themselves are applied by the library, never by the command, so there is
-    one home for each.
+    parentheses, ``helps`` replace a field's help text on this command; the values themselves are applied by the
+    library, never by the command, so there is one home for each.
     """
     import typer
 
@@ -262,9 +266,9 @@ def typer_parameters(cls: type, inputs: Iterable[str] = (), defaults: Mapping[st
         info = meta(field)
         kind = _flag_type(hints[field.name], info)
         names = info.flags or _default_flags(field.name, kind)
-        help_text = info.help
+        help_text = (helps or {}).get(field.name, info.help)
         if defaults and defaults.get(field.name) is not None and "default" not in help_text:
-            help_text = f"{help_text} (default: {show_value(defaults[field.name])})"
+            help_text = f"{help_text} (default: {show_value(defaults[field.name], names[0])})"
         if notes and field.name in notes and "default" not in help_text:
             help_text = f"{help_text} ({notes[field.name]})"
         default_value = False if kind is bool and "/" not in names[0] else None
@@ -286,6 +290,11 @@ def _flag_type(annotation: Any, info: Meta) -> Any:
     return str  # lists, unions and choices: text, converted and checked by convert()
 
 
+def flag_names(field: dataclasses.Field, annotation: Any) -> tuple[str, ...]:
+    """The option names of a setting's flag (``--x/--no-x`` for a boolean without its own names)."""
+    return meta(field).flags or _default_flags(field.name, _flag_type(annotation, meta(field)))
+
+
 def _default_flags(name: str, kind: Any) -> tuple[str, ...]:
     dashed = name.replace("_", "-")
     return (f"--{dashed}/--no-{dashed}",) if kind is bool else (f"--{dashed}",)
@@ -298,13 +307,17 @@ def _metavar(annotation: Any) -> dict[str, str]:
     return {}
 
 
-def show_value(value: Any) -> str:
-    """A setting's value as the help text shows it (lists as comma lists, booleans on/off, 150,000)."""
+def show_value(value: Any, flag: str | None = None) -> str:
+    """A setting's value as the help text shows it (lists as comma lists, 150,000; booleans as the flag in effect,
+    ``--include-special-tokens``, when ``flag`` is a two-name switch such as ``--x/--no-x``, else on/off)."""
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     if value is None:
         return "none"
     if isinstance(value, bool):
+        if flag and "/" in flag:
+            on, off = flag.split("/", 1)
+            return on if value else off
         return "on" if value else "off"
     return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)
 

@@ -55,6 +55,21 @@ PAGES: list[Page] = [
         Step("langsamp pretrain", "The demo: 400 steps on 16 language-scripts of bundled public-domain text."),
         Step("langsamp pretrain --corpus does-not-exist --output-dir runs/x",
              "Bad input stops before anything is created, with one line:", expect_fail=True),
+        Step("langsamp pretrain --preset paper --dry-run",
+             "The paper's run (docs/paper-pretraining.md), resolved and checked without training: every setting "
+             "and where it came from, then the inputs. This machine has no hub access, so the model and "
+             "tokenizer lines say what to do instead:", expect_fail=True),
+    ]),
+    Page("tokenizer-extend", "`langsamp tokenizer extend` and continuing with the extended tokenizer", (
+        "Extend a SentencePiece Unigram tokenizer with pieces learned on a corpus, as Glot500 extended XLM-R's, "
+        "then continue pretraining a model with it: its token table grows to the new vocabulary (rows matched "
+        "by piece, new rows by `--init-new-tokens`). Here the demo model's 4,000-piece tokenizer gets up to "
+        "2,000 more pieces from the bundled corpus."), [
+        Step(f"langsamp tokenizer extend --base {DEMO} --add 2000 --output-dir runs/tokenizer-demo"),
+        Step(f"langsamp pretrain --model {DEMO} --tokenizer runs/tokenizer-demo --init-new-tokens subword "
+             "--max-steps 100 --output-dir runs/pretrain-extended",
+             "Continue the demo model with it (100 steps here); the line after the corpus table says what "
+             "happened to every row:"),
     ]),
     Page("eval-sr-t", "`langsamp eval sr-t` (Tatoeba retrieval)", (
         "Zero-shot sentence retrieval on Tatoeba: layer-8 mean-pooled vectors, cosine nearest neighbour, "
@@ -72,6 +87,14 @@ PAGES: list[Page] = [
         Step(f"langsamp eval sr-b --model {DEMO} --bible {SHARED}/bible/sword/spa_Latn.RV1909.tsv "
              f"--english-bible {SHARED}/bible/sword/eng_Latn.KJV.tsv --pairs 500", needs_shared=True),
     ]),
+    Page("eval-sr-pairs", "`langsamp eval sr-pairs` (every language pair)", (
+        "Retrieval between every ordered pair of languages of a multi-parallel set (here 12 SIB-200 "
+        "languages, dev split; leave out --languages for all 205): each language encoded once, one result unit per query language, the "
+        "matrix as CSV and heatmap, per-language means beside the English row and column. `--scoring margin` "
+        "ranks by the ratio margin instead of cosine; see docs/all-pairs.md."), [
+        Step(f"langsamp eval sr-pairs --model {DEMO} --data-dir {SHARED}/sib200/annotated --split dev "
+             "--languages eng,fra,spa,deu,rus,ukr,arb,pes,hin,mar,zho_Hans,jpn --scoring margin", needs_shared=True),
+    ]),
     Page("eval-taxi1500", "`langsamp eval taxi1500`", (
         "Fine-tune on the English Taxi1500 split, test zero-shot on target Bibles joined on the official test "
         "verse ids. Small settings here (one seed, few epochs) so it finishes in a minute on a CPU."), [
@@ -81,7 +104,7 @@ PAGES: list[Page] = [
     Page("eval-sib200", "`langsamp eval sib200`", (
         "Topic classification (7 classes) on SIB-200: fine-tune on the source language, test every target."), [
         Step(f"langsamp eval sib200 --model {DEMO} --data-dir {SHARED}/sib200/annotated "
-             "--languages eng,deu,rus,zho_Hans,arb,wol --seeds 1 --epochs 2 --lr 1e-3 --max-train-samples 300",
+             "--languages eng,deu,rus,zho_Hans,arb,wol --seeds 1 --epochs 10 --lr 3e-4",
              needs_shared=True),
     ]),
     Page("eval-ner", "`langsamp eval ner`", (
@@ -122,6 +145,13 @@ PAGES: list[Page] = [
         "URIEL typology, or both; a target the model has never seen falls back to its script and URIEL."), [
         Step(f"langsamp donor --target ukr_Cyrl --model {DEMO}"),
         Step(f"langsamp donor --target yue_Hani --model {DEMO} --top 3"),
+    ]),
+    Page("contamination", "`langsamp contamination`", (
+        "Look for test-set items in a pretraining corpus (whole lines and 50-character overlaps after "
+        "normalisation) and write a copy without them; here the bundled demo corpus against SR-T and SR-B. "
+        "docs/contamination.md explains the matching and shows all six tasks."), [
+        Step(f"langsamp contamination --against sr-t={SHARED}/tatoeba/v1 --against sr-b={SHARED}/bible/sword "
+             "--write-clean runs/demo-corpus-clean", needs_shared=True),
     ]),
     Page("experiment", "`langsamp experiment`", (
         "The whole study in one command: pretrain the four variants (vanilla, +lang, +script, +both), evaluate "

@@ -115,6 +115,36 @@ def run_cli(args: list[str]) -> int:
     return exit_info.value.code or 0
 
 
+def run_cli_captured(args: list) -> tuple[int, str]:
+    """`langsamp ARGS` in process, its exit code and what it wrote to stderr (for module-scoped fixtures, where
+    capsys is not available)."""
+    import contextlib
+    import io
+
+    from langsamp_cli.cli import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return code, buffer.getvalue()
+
+
+def hand_macro_f1(gold: list[str], predicted: list[str]) -> float:
+    """Independent of scikit-learn: mean over the labels seen in gold or predictions of 2TP / (2TP + FP + FN);
+    0 for a class never hit."""
+    scores = []
+    for label in sorted(set(gold) | set(predicted)):
+        tp = sum(g == p == label for g, p in zip(gold, predicted))
+        fp = sum(p == label != g for g, p in zip(gold, predicted))
+        fn = sum(g == label != p for g, p in zip(gold, predicted))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
+
+
 def results_of(output_dir: Path) -> dict:
     [path] = list(output_dir.rglob("results.json"))
     return json.loads(path.read_text(encoding="utf-8"))
@@ -150,7 +180,7 @@ def invoke_cli(args: list[str]):
 
 def read_matrix(path: Path) -> tuple[list[str], np.ndarray]:
     rows = list(csv.reader(path.open(encoding="utf-8")))
-    return rows[0][1:], np.array([[float(v) for v in row[1:]] for row in rows[1:]])
+    return rows[0][1:], np.array([[float(v) if v else np.nan for v in row[1:]] for row in rows[1:]])
 
 
 # ---------------------------------------------------------------------------- pretraining corpus

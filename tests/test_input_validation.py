@@ -98,7 +98,7 @@ def test_conllu_tokens_know_their_lines(tmp_path: Path) -> None:
     rows = ["# sent_id = 1", "1\tIn\t_\tADP\t_\t_\t0\tdep\t_\t_", "2-3\tdel\t_\t_\t_\t_\t_\t_\t_\t_",
             "2\tde\t_\tADP\t_\t_\t0\tdep\t_\t_", "3\tel\t_\tDET\t_\t_\t0\tdep\t_\t_"]
     path = _yaml(tmp_path / "t.conllu", "\n".join(rows) + "\n\n# sent_id = 2\n1\tX\t_\tNOUN\t_\t_\t0\tdep\t_\t_\n")
-    data = read_conllu(path)
+    data = read_conllu(path, "syntactic")
     assert [data.where(0, i) for i in range(3)] == [f"{path}:2", f"{path}:4", f"{path}:5"]
     assert data.where(1, 0) == f"{path}:8" and data.where(1) == f"{path}:7"  # sentence start: its first line
     assert data.head(1).tag_lines == [[2, 4, 5]]

@@ -158,9 +158,10 @@ def test_report_by_layer_writes_means_per_layer_group_and_model(tiny_model_dir, 
 
 
 def metrics_of_model(task_root: Path, model: Path) -> dict[str, dict]:
+    from langsamp_cli.model import model_fingerprint
     from langsamp_cli.results import model_slug
 
-    folder = task_root / model_slug(str(model)) / "seedna" / "units"
+    folder = task_root / model_slug(str(model), model_fingerprint(str(model))) / "seedna" / "units"
     return {p.stem: json.loads(p.read_text())["metrics"] for p in folder.glob("*.json")}
 
 

@@ -115,15 +115,19 @@ CONLLU = """# sent_id = 1
 
 
 def test_conllu_multiword_tokens_and_empty_nodes(tmp_path: Path) -> None:
-    sentences = read_conllu(_write(tmp_path / "es_demo-ud-test.conllu", CONLLU))
+    path = _write(tmp_path / "es_demo-ud-test.conllu", CONLLU)
+    sentences = read_conllu(path, "syntactic")
     assert sentences.tokens == [["Vamos", "nos", "a", "el", "mar", "."], ["Sí"]]
     assert sentences.tags == [["VERB", "PRON", "ADP", "DET", "NOUN", "PUNCT"], ["INTJ"]]
-    assert sentences.notes == {"multiword_ranges": 2, "empty_nodes": 1}
+    assert sentences.notes == {"multiword_ranges": 2, "empty_nodes": 1, "ud_preparation": "syntactic"}
     assert sentences.lines == [1, 13]  # first line of each sentence block
+    fused = read_conllu(path)  # the default: Glot500's preparation (tests/test_conformance_2.py)
+    assert fused.tokens == [["Vámonos", "al", "mar", "."], ["Sí"]]
+    assert fused.tags == [["VERB", "ADP", "NOUN", "PUNCT"], ["INTJ"]]
 
 
 def test_conllu_real_ewt_train_counts(shared_data: Path) -> None:
-    train = read_conllu(shared_data / "ud" / "UD_English-EWT" / "en_ewt-ud-train.conllu")
+    train = read_conllu(shared_data / "ud" / "UD_English-EWT" / "en_ewt-ud-train.conllu", "syntactic")
     assert (len(train), train.n_tokens) == (12_544, 204_577)  # stats.xml: words exclude multiword ranges
     assert {tag for tags in train.tags for tag in tags} == set(UPOS_TAGS)
 

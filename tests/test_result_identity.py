@@ -34,22 +34,30 @@ def _sr_t(model: Path, data: Path, out: Path, *extra: str) -> dict:
 
 
 def test_a_model_replaced_at_the_same_path_is_scored_again(tmp_path: Path, tatoeba: Path, capsys) -> None:
+    """Result folders are named by the model's content fingerprint: new weights at the same path get their own
+    folder (the old results stay, under the old weights' name) and are scored afresh."""
+    from langsamp_cli.model import model_fingerprint
+
     model = tmp_path / "model"
     build_tiny_model(all_sample_texts(), model, vocab_size=300, seed=1)
     out = tmp_path / "results"
     old = _sr_t(model, tatoeba, out, "--languages", "deu_Latn")
+    old_folder = out / "sr-t" / f"{tmp_path.name}--model-{model_fingerprint(str(model))[:8]}"
+    assert (old_folder / "seedna" / "results.json").is_file()
     shutil.rmtree(model)
     build_tiny_model(all_sample_texts(), model, vocab_size=300, seed=2)  # new weights, same path
     capsys.readouterr()
-    rerun = _sr_t(model, tatoeba, out, "--languages", "deu_Latn")
-    err = capsys.readouterr().err
-    assert "deu_Latn: stored result was made with another model" in err and "0 already done" in err
+    assert run_cli(["eval", "sr-t", "--model", str(model), "--data-dir", str(tatoeba), "--output-dir", str(out),
+                    "--batch-size", "8", "--no-cache", "--languages", "deu_Latn"]) == 0
+    assert "0 already done" in capsys.readouterr().err
+    new_folder = out / "sr-t" / f"{tmp_path.name}--model-{model_fingerprint(str(model))[:8]}"
+    assert new_folder != old_folder and (old_folder / "seedna" / "results.json").is_file()
+    rerun = json.loads((new_folder / "seedna" / "results.json").read_text())["languages"][0]
     fresh = _sr_t(model, tatoeba, tmp_path / "fresh", "--languages", "deu_Latn")
-    assert rerun["deu_Latn"]["metrics"] == fresh["deu_Latn"]["metrics"]
-    assert rerun["deu_Latn"]["metrics"] != old["deu_Latn"]["metrics"]
+    assert rerun["metrics"] == fresh["deu_Latn"]["metrics"] != old["deu_Latn"]["metrics"]
 
     capsys.readouterr()
-    _sr_t(model, tatoeba, out, "--languages", "deu_Latn")  # same model and settings: reused
+    _sr_t(model, tatoeba, tmp_path / "fresh", "--languages", "deu_Latn")  # same model and settings: reused
     assert "1 already done" in capsys.readouterr().err
 
 
@@ -82,16 +90,17 @@ def test_unit_reuse_needs_the_same_fingerprint_and_settings(tmp_path: Path) -> N
     store.write("deu_Latn", 10, {"acc@10": 0.5})
     same = _store(tmp_path, 1, "aaa", output_dir="elsewhere", batch_size=4)  # run-only keys do not count
     assert same.is_done("deu_Latn")
-    other_model = _store(tmp_path, 1, "bbb")
+    other_model = _store(tmp_path, 1, "bbb")  # another model at the same path: its own folder
     other_model.notify = messages.append
-    assert not other_model.is_done("deu_Latn")
+    assert other_model.run_dir != store.run_dir and not other_model.is_done("deu_Latn")
     other_pairs = _store(tmp_path, 1, "aaa", pairs=200)
     other_pairs.notify = messages.append
     assert not other_pairs.is_done("deu_Latn")
     assert messages == [
-        "deu_Latn: stored result was made with another model (fingerprint aaa, now bbb); recomputing and replacing it",
         "deu_Latn: stored result was made with other settings (pairs: 1000 -> 200); recomputing and replacing it",
     ]
+    unit = json.loads(store.unit_path("deu_Latn").read_text(encoding="utf-8"))
+    assert unit_mismatch(unit, "bbb", store.config).startswith("another model (fingerprint aaa, now bbb)")
     other_pairs.write("deu_Latn", 10, {"acc@10": 0.7})
     unit = json.loads(other_pairs.unit_path("deu_Latn").read_text(encoding="utf-8"))
     assert unit["metrics"] == {"acc@10": 0.7} and unit["settings_hash"] == settings_hash(other_pairs.config)
@@ -130,12 +139,13 @@ def test_report_averages_seeds_of_one_model_and_settings(tmp_path: Path) -> None
     assert not any("MIXED" in note for note in report.notes)
 
 
-def test_report_refuses_a_different_model_at_the_same_path(tmp_path: Path) -> None:
+def test_report_never_averages_two_models_at_the_same_path(tmp_path: Path) -> None:
     from langsamp_cli.report import build_report
 
-    for seed, fingerprint in ((1, "aaa"), (2, "bbb")):
+    for seed, fingerprint, value in ((1, "aaa", 0.5), (2, "bbb", 0.7)):
         store = _store(tmp_path, seed, fingerprint)
-        store.write("deu_Latn", 10, {"acc@10": 0.5})
+        store.write("deu_Latn", 10, {"acc@10": value})
         store.finalize()
-    with pytest.raises(LangsampError, match="model aaa: seed1; settings .*, model bbb: seed2"):
-        build_report([tmp_path])
+    report = build_report([tmp_path])  # two folders, two columns (labelled by folder name), never one mean
+    means = report.groups[report.groups.group == "all"].set_index("model")["mean"]
+    assert sorted(means) == [pytest.approx(50.0), pytest.approx(70.0)] and len(set(means.index)) == 2

@@ -134,7 +134,7 @@ def test_pretrain_flags_are_every_config_field_but_the_yaml_only_ones(capsys) ->
 
     flags = set(inspect.signature(pretrain_command()).parameters)
     cli = {f.name for f in dataclasses.fields(PretrainConfig) if meta(f).cli}
-    assert flags == cli | {"preset", "config", "resume", "overwrite", "no_progress"}
+    assert flags == cli | {"preset", "config", "resume", "overwrite", "no_progress", "dry_run"}
     assert {f.name for f in dataclasses.fields(PretrainConfig)} - cli == {"cache_bytes", "adam_betas"}
     assert run_cli(["pretrain", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -59,6 +59,14 @@ def test_improvement_percent_is_relative_to_the_baseline() -> None:
     assert np.isnan(got[1, 1])
 
 
+def test_no_percentage_over_a_near_zero_baseline() -> None:
+    """A baseline cosine of 0.003 would make +0.4 a +13,000% 'improvement': it is left empty instead."""
+    ours = np.array([[1.0, 0.4], [0.4, 1.0]])
+    baseline = np.array([[1.0, 0.003], [0.049, 1.0]])
+    assert np.isnan(improvement_percent(ours, baseline)).sum() == 2
+    assert improvement_percent(ours, np.array([[1.0, 0.05], [0.05, 1.0]]))[0, 1] == pytest.approx(700.0)
+
+
 # ---------------------------------------------------------------------------- parallel data
 def test_sib_alias_and_missing_are_reported(tmp_path: Path) -> None:
     sib_fixture(tmp_path)
@@ -146,8 +154,18 @@ def test_compare_reports_improvement_and_count(tiny_model_dir: Path, tmp_path: P
         return np.array([[np.nan if record[key][a][b] is None else record[key][a][b] for b in langs] for a in langs])
 
     ours, base, improvement = matrix("similarity"), matrix("baseline_similarity"), matrix("improvement_percent")
-    assert np.allclose(improvement, (ours - base) / np.abs(base) * 100, rtol=1e-9)
-    assert np.allclose(read_matrix(out / "improvement_percent.csv")[1], improvement, atol=1e-4)
+    relative = (ours - base) / np.abs(base) * 100
+    relative[np.abs(base) < 0.05] = np.nan  # near-zero baselines: no percentage
+    assert np.allclose(improvement, relative, rtol=1e-9, equal_nan=True)
+    assert np.allclose(read_matrix(out / "improvement_percent.csv")[1], improvement, atol=1e-4, equal_nan=True)
+    assert np.allclose(matrix("difference"), ours - base, atol=1e-12)
+    assert np.allclose(read_matrix(out / "difference.csv")[1], ours - base, atol=1e-6)
+    assert record["improvement_percent_skipped_pairs"] == sum(abs(base[i, j]) < 0.05 for i in range(3)
+                                                              for j in range(i + 1, 3))
+    # the printed table shows absolute differences, never a percentage
+    assert "difference (ours - baseline)" in result.output and "%" not in result.output
+    shown = ours[0, 1] - base[0, 1]
+    assert f"{shown:+.2f}" in result.output
     better = sum(ours[i, j] > base[i, j] for i in range(3) for j in range(i + 1, 3))
     assert (record["pairs_improved"], record["pairs_total"]) == (better, 3)
     assert f"{better} of 3 language pairs improved" in result.output

@@ -9,7 +9,7 @@ import pytest
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.task_config import available_tasks, config_dir, load_task_config
 
-TASKS = ["ner", "pos", "sib200", "sr-b", "sr-t", "taxi1500"]
+TASKS = ["ner", "pos", "sib200", "sr-b", "sr-pairs", "sr-t", "taxi1500"]
 
 
 def _yaml(path: Path, text: str) -> Path:
@@ -37,7 +37,8 @@ def test_shipped_tasks_load_with_paper_numbers():
         assert (c["type"], c["lr"], c["epochs"], c["batch_size"], c["grad_accum"], c["max_length"], c["metric"]) == \
             ("tagging", 2e-5, 10, 8, 4, 256, "f1")
     assert configs["ner"]["entity_types"] == ["PER", "ORG", "LOC"] and len(configs["ner"]["labels"]) == 7
-    assert configs["pos"].get("labels") is None  # the 17 UPOS tags are read from the data
+    assert len(configs["pos"]["labels"]) == 18 and configs["pos"]["labels"][0] == "O"  # official get_labels
+    assert configs["pos"]["ud_preparation"] == "glot500"
     assert "include" not in configs["ner"]
 
 

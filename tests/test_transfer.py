@@ -6,15 +6,13 @@ End-to-end runs on the real shared data are marked slow.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_TEXTS
+from helpers import SAMPLE_TEXTS, hand_macro_f1, run_cli_captured
 from langsamp_cli.cli import main
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.tasks.tagging import TaggingTask
@@ -161,32 +159,9 @@ def test_restrict_languages_serves_bare_codes_in_the_data_script() -> None:
 
 # ---------------------------------------------------------------------------- CLI end to end (generated data)
 # Fine-tunes dominate this file's time: a run that several tests read is made once per module.
-def run_cli_once(args: list) -> tuple[int, str]:
-    """``run_cli`` for module-scoped fixtures (no capsys there): stderr captured with redirect_stderr."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stderr(buffer):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-    return code, buffer.getvalue()
-
-
 def kept_model(out: Path, task: str, seed: int = 1) -> Path:
     [folder] = out.glob(f"{task}/*/seed{seed}/model")
     return folder
-
-
-def hand_macro_f1(gold: list[str], predicted: list[str]) -> float:
-    """Mean over the labels seen in gold or predictions of 2TP / (2TP + FP + FN); 0 for a class never hit."""
-    scores = []
-    for label in sorted(set(gold) | set(predicted)):
-        tp = sum(g == p == label for g, p in zip(gold, predicted))
-        fp = sum(p == label != g for g, p in zip(gold, predicted))
-        fn = sum(g == label != p for g, p in zip(gold, predicted))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +171,7 @@ def taxi_run(tmp_path_factory, tiny_model_dir: Path) -> tuple[Path, str]:
     bible = _write(root / "bibles" / "rus_Cyrl.demo.tsv",
                    "".join(f"{43001001 + i}\t{t}\n" for i, t in enumerate(_texts("rus_Cyrl", 7))))
     out = root / "out"
-    code, err = run_cli_once(["eval", "taxi1500", "--model", tiny_model_dir, "--data-dir", data, "--bible", bible,
+    code, err = run_cli_captured(["eval", "taxi1500", "--model", tiny_model_dir, "--data-dir", data, "--bible", bible,
                               "--output-dir", out, *QUICK])
     assert code == 0, err
     return out, err
@@ -240,7 +215,7 @@ def sib_data(tmp_path_factory) -> Path:
 def sib_two_seeds(tmp_path_factory, sib_data: Path, tiny_model_dir: Path) -> Path:
     """Seeds 1 and 2 on eng_Latn and hin_Deva; read-only for the tests (copy it before a rerun)."""
     out = tmp_path_factory.mktemp("sib_two_seeds") / "out"
-    code, err = run_cli_once(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", sib_data, "--output-dir", out,
+    code, err = run_cli_captured(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", sib_data, "--output-dir", out,
                               *QUICK, "--seeds", "1,2", "--languages", "eng_Latn,hin_Deva"])
     assert code == 0, err
     return out
@@ -289,7 +264,7 @@ def sib_odd_run(tmp_path_factory, tiny_model_dir: Path) -> tuple[Path, str]:
     hindi = data / "hin_Deva" / "test.tsv"
     hindi.write_text(hindi.read_text(encoding="utf-8") + "98\tcooking\tकुछ\n", encoding="utf-8")
     out = root / "out"
-    code, err = run_cli_once(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
+    code, err = run_cli_captured(["eval", "sib200", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
                               "--source-lang", "hin_Deva", *QUICK])
     assert code == 0, err
     return out, err
@@ -347,7 +322,7 @@ def pos_run(tmp_path_factory, tiny_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("pos_run")
     data = make_ud(root / "ud")
     out = root / "out"
-    code, err = run_cli_once(["eval", "pos", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
+    code, err = run_cli_captured(["eval", "pos", "--model", tiny_model_dir, "--data-dir", data, "--output-dir", out,
                               *QUICK])
     assert code == 0, err
     return out

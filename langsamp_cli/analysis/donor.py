@@ -353,7 +353,7 @@ def parse_candidates(value: str | None, tables=None, data_dir: str | Path | None
         return task_languages(value.split(":", 1)[1].strip().lower(), data_dir)[0]
     from langsamp_cli.languages import parse_language_list
 
-    parsed = parse_language_list(value)
+    parsed = parse_language_list(value, flag="--candidates")
     if not parsed:
         raise LangsampError(f"--candidates {value!r}: no language ids given")
     return parsed

@@ -64,7 +64,7 @@ def plot_embeddings(model: str | None = None, *, languages: str = "head", color_
     _check(table, color_by, max_labels)
     output_dir = Path(output_dir)
     log = get_logger()
-    model = resolve_model(model) if model else model
+    model = resolve_model(model, needs_config=False) if model else model  # embedding tables: a folder of them will do
     if model is None:
         resolve_model(DEFAULT_MODEL, default=True)
     tables, model_path, found = load_tables(model, str(lang_map) if lang_map else None)

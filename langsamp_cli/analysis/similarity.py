@@ -6,9 +6,11 @@ language-specific offset; the score of a language pair (A, B) is the mean over i
 ``cos(a_i - mean(a), b_i - mean(b))``, i.e. translation pairs only. The matrix is symmetric and
 its diagonal is 1 (a sentence against itself).
 
-With a second model (``--compare``) the per-pair improvement is
-``(ours - baseline) / |baseline| * 100`` where *ours* is ``--model`` and *baseline* is the
-``--compare`` checkpoint (the paper's Figure 4 compares LangSAMP against its baseline this way).
+With a second model (``--compare``) the per-pair difference ``ours - baseline`` is shown (tables,
+heatmaps), where *ours* is ``--model`` and *baseline* is the ``--compare`` checkpoint. The paper's
+Figure 4 uses the relative improvement ``(ours - baseline) / |baseline| * 100``; it is kept in the files,
+but only where ``|baseline| >= MIN_PERCENT_BASE``: a centroid-subtracted cosine near zero (common for
+small models) would turn a tiny difference into a five-digit percentage. Those pairs are left empty.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ PAPER_LANGUAGES = ("eng_Latn", "rus_Cyrl", "zho_Hani", "arb_Arab", "hin_Deva",
 DEFAULT_N = 100
 DEFAULT_LAYER = PAPER_LAYER
 DEFAULT_SEED = 1
+MIN_PERCENT_BASE = 0.05  # |baseline| below this: no relative improvement (it would explode)
 _EPS = 1e-12
 
 
@@ -58,13 +61,26 @@ def pairwise_similarity(vectors: dict[str, np.ndarray], languages: Sequence[str]
     return np.einsum("and,bnd->ab", units, units) / units.shape[1]
 
 
-def improvement_percent(ours: np.ndarray, baseline: np.ndarray) -> np.ndarray:
-    """``(ours - baseline) / |baseline| * 100``; NaN where the baseline is 0."""
+def improvement_percent(ours: np.ndarray, baseline: np.ndarray, min_base: float = MIN_PERCENT_BASE) -> np.ndarray:
+    """``(ours - baseline) / |baseline| * 100``; NaN where ``|baseline| < min_base`` (near zero: meaningless)."""
     ours, baseline = np.asarray(ours, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (ours - baseline) / np.abs(baseline) * 100.0
-    out[np.abs(baseline) < _EPS] = np.nan
+    out[np.abs(baseline) < max(min_base, _EPS)] = np.nan
     return out
+
+
+def difference(ours: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """``ours - baseline``, pair by pair (what tables and heatmaps show)."""
+    return np.asarray(ours, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+
+
+def near_zero_pairs(result: "SimilarityResult") -> int:
+    """Off-diagonal pairs whose baseline is too close to zero for a relative improvement."""
+    if result.compare_matrix is None:
+        return 0
+    pairs = off_diagonal_pairs(result.languages)
+    return int(sum(abs(result.compare_matrix[i, j]) < MIN_PERCENT_BASE for i, j in pairs))
 
 
 def off_diagonal_pairs(languages: Sequence[str]) -> list[tuple[int, int]]:
@@ -175,6 +191,9 @@ def _parallel_sample(data_dir: Path, languages: Sequence[str], n: int,
         reasons = "; ".join(f"{k}: {v}" for k, v in {**data.missing, **sample.dropped}.items())
         raise LangsampError(f"--data-dir {data_dir}: need parallel data for at least 2 languages, "
                             f"found {len(usable)} ({reasons or 'none requested'})")
+    if len(sample.ids) < 2:
+        raise LangsampError(f"--data-dir {data_dir}: the languages share {len(sample.ids)} parallel sentence(s); "
+                            "need at least 2 (each language's mean vector is subtracted)")
     texts = {lang: sample.texts[lang] for lang in usable}
     bookkeeping = {
         "format": data.format,
@@ -245,10 +264,13 @@ def write_outputs(result: SimilarityResult, output_dir: Path) -> list[Path]:
         better, total = result.improved_pairs()
         written.append(atomic_write_text(output_dir / "similarity_baseline.csv",
                                          matrix_csv(result.compare_matrix, result.languages)))
+        written.append(atomic_write_text(output_dir / "difference.csv",
+                                         matrix_csv(difference(result.matrix, result.compare_matrix),
+                                                    result.languages)))
         written.append(atomic_write_text(output_dir / "improvement_percent.csv",
                                          matrix_csv(result.improvement, result.languages, "{:.4f}")))
         written += plots.plot_similarity_comparison(
-            result.matrix, result.compare_matrix, result.improvement, result.languages,
+            result.matrix, result.compare_matrix, difference(result.matrix, result.compare_matrix), result.languages,
             (baseline_name, ours_name), output_dir / "similarity_compare",
             suptitle=f"centroid-subtracted cosine, n={result.n}: {better} of {total} language pairs improved")
     json_path = output_dir / "similarity.json"
@@ -316,9 +338,12 @@ def to_json(result: SimilarityResult) -> dict:
     if result.compare_matrix is not None:
         better, total = result.improved_pairs()
         record.update({
-            "baseline": "the --compare model; improvement = (ours - baseline) / |baseline| * 100",
+            "baseline": (f"the --compare model; difference = ours - baseline; improvement_percent = (ours - baseline) "
+                         f"/ |baseline| * 100, empty (null) where |baseline| < {MIN_PERCENT_BASE}"),
             "baseline_similarity": as_dict(result.compare_matrix),
+            "difference": as_dict(difference(result.matrix, result.compare_matrix)),
             "improvement_percent": as_dict(result.improvement),
+            "improvement_percent_skipped_pairs": near_zero_pairs(result),
             "pairs_improved": better,
             "pairs_total": total,
         })

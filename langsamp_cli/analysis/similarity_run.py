@@ -19,6 +19,7 @@ from langsamp_cli.analysis.similarity import (
     SimilarityResult,
     layer_summary,
 )
+from langsamp_cli.errors import LangsampError
 from langsamp_cli.logs import get_logger
 
 DEFAULT_OUTPUT_DIR = Path("results/similarity")
@@ -107,13 +108,19 @@ def similarity_report(model: str, data_dir: Path | str, *, compare: str | None =
         write_outputs,
     )
     from langsamp_cli.data.parallel import check_data_dir
-    from langsamp_cli.model_source import resolve_model
+    from langsamp_cli.model_source import require_tokenizer, resolve_model
 
+    if n < 2:
+        raise LangsampError(f"--n {n}: need at least 2 sentences per language (each language's mean vector is "
+                            "subtracted, so one sentence leaves only zeros); use --n 2 or more")
     requested = _languages(languages)
     data_dir, output_dir = Path(data_dir), Path(output_dir)
     check_data_dir(data_dir)
     model = resolve_model(model)
     compare = resolve_model(compare, flag="--compare") if compare else None
+    for name, flag in ((model, "--model"), (compare, "--compare")):
+        if name:
+            require_tokenizer(name, flag)
     options = {"batch_size": batch_size, "max_length": max_length, "device": device, "use_cache": use_cache}
     if layers:
         from langsamp_cli.encode import model_depth, parse_layers

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from langsamp_cli.progress import print_table
+
 COLUMN_TITLES = {"lang": "lang cos", "script": "script cos", "uriel": "URIEL sim", "combined": "combined"}
 
 
@@ -65,7 +67,7 @@ def donor(
         from langsamp_cli.analysis.donor import DEFAULT_MODEL
         from langsamp_cli.model_source import resolve_model
 
-        model = resolve_model(model) if model else model
+        model = resolve_model(model, needs_config=False) if model else model  # embedding tables suffice
         if model is None:
             resolve_model(DEFAULT_MODEL, default=True)
         tables, model_path, found = load_tables(model, str(lang_map) if lang_map else None)
@@ -81,7 +83,7 @@ def donor(
     if as_json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     elif evaluate:
-        Console().print(evaluation_table(record["evaluation"]))
+        print_table(evaluation_table(record["evaluation"]), Console())
 
 
 def _print_ranking(ranking, top: int, err: Console) -> None:
@@ -89,7 +91,7 @@ def _print_ranking(ranking, top: int, err: Console) -> None:
         err.print(f"[yellow]note[/]: {escape(note)}", highlight=False, soft_wrap=True)
     console = Console()
     console.print(f"donors for {ranking.target}, ranked by {ranking.ranked_by}", highlight=False)
-    console.print(ranking_table(ranking, top))
+    print_table(ranking_table(ranking, top), console)
     if len(ranking.scores) > 1:
         console.print("(n) = the candidate's rank by that column's method (ties share a rank)", highlight=False)
     if ranking.best:

@@ -20,6 +20,13 @@ from langsamp_cli.tasks.registry import TaskSpec
 from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
 
 
+# marked like a required click option; a --config YAML may set it instead (the library says so when neither does)
+_REQUIRED = {"model": "required"}
+# the shared field's text speaks of fine-tuning, which retrieval does not do
+_RETRIEVAL_HELP = {"source_lang": "The query side: every target language is searched with these sentences "
+                                  "(English in SR-B and SR-T); nothing is fine-tuned."}
+
+
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
     for spec in registry.all_tasks():
         eval_app.command(spec.name)(eval_command(spec))
@@ -29,11 +36,16 @@ def eval_command(spec: TaskSpec):
     """The `langsamp eval <spec.name>` function (Typer reads its generated signature)."""
     schema = SETTINGS_BY_TYPE[spec.type]
     shipped = _shipped_config(spec.name)
-    parameters = typer_parameters(schema, spec.inputs, defaults=shipped)
+    parameters = typer_parameters(schema, spec.inputs, defaults=shipped, notes=_REQUIRED,
+                                  helps=_RETRIEVAL_HELP if spec.type == "retrieval" else None)
     run_only = set(field_names(schema, run_only=True))
     doc = str(shipped.get("description") or f"{spec.label} ({spec.type}).").strip()
 
     def body(values: dict[str, Any]) -> None:
+        from langsamp_cli.output_checks import check_output_dir
+
+        if values.get("output_dir") is not None:  # the YAML's default is checked by the results store
+            check_output_dir(values["output_dir"])
         flags = {k: v for k, v in values.items() if k not in run_only}
         options = {k: v for k, v in values.items() if k in run_only}
         (_run_retrieval if spec.type == "retrieval" else _run_transfer)(spec.name, flags, options)
@@ -82,6 +94,7 @@ def _run_retrieval(task: str, flags: dict[str, Any], options: dict[str, Any]) ->
     out.print(f"{result.task}: {result.metric} (mean over scored languages) by layer", highlight=False)
     for layer in result.layers:
         mean = "-" if layer.mean is None else f"{100 * layer.mean:.1f}"
+        mean += "" if layer.floor is None or layer.mean is None else f" (chance {100 * layer.floor:.1f})"
         out.print(f"  layer {layer.layer:>2}: {mean}  ({layer.n_languages} languages)  {layer.run_dir}",
                   highlight=False, soft_wrap=True)
     console.print(result.describe(), highlight=False)

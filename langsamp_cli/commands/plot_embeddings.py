@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from langsamp_cli.analysis.pca_run import DEFAULT_OUTPUT_DIR
+from langsamp_cli.progress import print_table
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
@@ -33,7 +34,9 @@ def plot_embeddings(
 ) -> None:
     """Figure 3: 2-D PCA of the learned language embeddings and of the script embeddings."""
     from langsamp_cli.analysis.pca_run import plot_embeddings as run_plot_embeddings
+    from langsamp_cli.output_checks import check_output_dir
 
+    check_output_dir(output_dir)
     run = run_plot_embeddings(model, languages=languages, color_by=color_by, table=table, lang_map=lang_map,
                               max_labels=max_labels, label=label, output_dir=output_dir)
     console = Console()
@@ -43,5 +46,5 @@ def plot_embeddings(
         summary.add_column(column, justify="left" if column == "table" else "right")
     for out in run.outputs:
         summary.add_row(out.table, str(out.n), f"{out.explained_variance[0]:.1%}", f"{out.explained_variance[1]:.1%}")
-    console.print(summary)
+    print_table(summary, console)
     Console(stderr=True).print(run.wrote_line(), highlight=False, soft_wrap=True, markup=False)

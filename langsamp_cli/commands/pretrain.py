@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from langsamp_cli.pretrain.config import PRESETS
+from langsamp_cli.progress import print_table
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
@@ -36,6 +37,8 @@ def pretrain_command():
         _option("overwrite", bool, False, "--overwrite", help="Delete an existing run in --output-dir and start "
                 "again."),
         _option("no_progress", bool, False, "--no-progress", help="No progress bar (logs still go to log.jsonl)."),
+        _option("dry_run", bool, False, "--dry-run", help="Print every resolved setting and where it came from, "
+                "check the inputs (corpus, model, tokenizer, output folder), train nothing."),
     ]
     settings = typer_parameters(PretrainConfig, notes=preset_notes())
     return make_command("pretrain", "Pretrain a LangSAMP model: MLM with language and script embeddings before "
@@ -53,9 +56,15 @@ def _pretrain(values: dict) -> None:
 
     preset, config, resume = values.pop("preset"), values.pop("config"), values.pop("resume")
     overwrite, no_progress = values.pop("overwrite"), values.pop("no_progress")
+    dry_run = values.pop("dry_run")
     if values.get("languages") is not None:  # a comma list or a file of ids -> canonical ids
         values["languages"] = parse_language_list(values["languages"])
     settings = build_config(preset, config, values)
+    if dry_run:
+        return _dry_run(settings, preset, config, values, resume, overwrite)
+    from langsamp_cli.output_checks import check_output_dir
+
+    check_output_dir(settings.output_dir)
     if not resume:  # a resumed run loads its own checkpoint
         _check_sources(settings)
     from langsamp_cli.pretrain.trainer import language_counts_table, pretrain  # heavy: after the cheap checks
@@ -69,7 +78,7 @@ def _pretrain(values: dict) -> None:
         return
     table = language_counts_table(result.output_dir / "log.jsonl")
     if table is not None:
-        err.print(table)
+        print_table(table, err)
     out = Console()
     loss = f", last loss {result.last_loss:.3f}" if result.last_loss is not None else ""
     out.print(f"pretrained {result.steps} steps ({result.tokens_seen:,} tokens) in {time.time() - started:.0f} s"
@@ -86,6 +95,34 @@ def _pretrain(values: dict) -> None:
         out.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
+def _dry_run(settings, preset, config, flags: dict, resume: bool, overwrite: bool) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from langsamp_cli.errors import LangsampError
+    from langsamp_cli.pretrain.dry_run import dry_run
+
+    result = dry_run(settings, preset, config, flags, resume=resume, overwrite=overwrite)
+    out = Console(emoji=False)
+    table = Table(title="settings", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("setting", "value", "from"):
+        table.add_column(name, overflow="fold")
+    for row in result.settings:
+        table.add_row(*row)
+    print_table(table, out)
+    out.print("would run:", highlight=False)
+    for line in result.plan:
+        out.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    out.print("inputs:", highlight=False)
+    for check in result.checks:
+        out.print(f"  {'ok ' if check.ok else 'BAD'} {check.what}: {check.detail}", highlight=False, markup=False,
+                  soft_wrap=True)
+    if result.failed:
+        raise LangsampError(f"dry run: {len(result.failed)} input(s) would stop the run "
+                            f"({', '.join(check.what for check in result.failed)}; see above); nothing was trained")
+    out.print("dry run: every input checked; nothing was trained", highlight=False)
+
+
 def _check_sources(settings) -> None:
     """Cheap checks before the trainer loads anything: the corpus folder, then the model and tokenizer names."""
     from langsamp_cli.errors import LangsampError
@@ -98,7 +135,7 @@ def _check_sources(settings) -> None:
     if settings.model != TINY_MODEL:
         settings.model = resolve_model(settings.model)
     if settings.tokenizer:
-        settings.tokenizer = resolve_model(settings.tokenizer, flag="--tokenizer")
+        settings.tokenizer = resolve_model(settings.tokenizer, flag="--tokenizer", needs_config=False)
 
 
 SHARED_TATOEBA = Path("../shared/data/tatoeba/v1")

@@ -40,6 +40,7 @@ def report(
 
     err = Console(stderr=True)
     chosen = parse_formats(formats)
+    _check_before_writing(result_dirs, output_dir, scale, model_card)
     if not no_merge:
         for run_dir in merge_pending(result_dirs):
             err.print(f"merged unit files into {run_dir / 'results.json'}", highlight=False, soft_wrap=True)
@@ -56,6 +57,22 @@ def report(
 
         card = add_evaluation(model_card, result_dirs, metric=metric, scale=scale, allow_mixed=allow_mixed)
         err.print(f"added the evaluation tables to {card}", highlight=False, soft_wrap=True)
+
+
+def _check_before_writing(result_dirs: list[Path], output_dir: Optional[Path], scale: float,
+                          model_card: Optional[Path]) -> None:
+    """What would otherwise fail after tables were written (or pass unnoticed) is refused first."""
+    import math
+
+    from langsamp_cli.errors import LangsampError
+    from langsamp_cli.output_checks import check_output_dir
+
+    if not math.isfinite(scale) or scale <= 0:
+        raise LangsampError(f"--scale {scale}: must be a positive number (100 = percent, 1 = fractions)")
+    if model_card is not None and not (model_card / "config.json").is_file():
+        raise LangsampError(f"--model-card {model_card}: not a checkpoint folder (no config.json there); pass the "
+                            "folder of the model whose results are among RESULT_DIRS")
+    check_output_dir(output_dir or _default_output(result_dirs[0]))
 
 
 def _default_output(first: Path) -> Path:

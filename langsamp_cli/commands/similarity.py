@@ -11,8 +11,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from langsamp_cli.analysis.similarity import DEFAULT_LAYER, DEFAULT_N, DEFAULT_SEED
+from langsamp_cli.analysis.similarity import DEFAULT_LAYER, DEFAULT_N, DEFAULT_SEED, difference
 from langsamp_cli.analysis.similarity_run import DEFAULT_OUTPUT_DIR, SimilarityReport
+from langsamp_cli.progress import print_table
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
@@ -24,7 +25,7 @@ def similarity(
     data_dir: Path = typer.Option(..., "--data-dir", help="Multi-parallel data: SIB-200/FLORES folders, Bibles "
                                   "(verse-id TSV / CES XML) or line-aligned <lang_Script>.txt files."),
     compare: Optional[str] = typer.Option(None, "--compare", help="Baseline model: adds side-by-side heatmaps and "
-                                          "the per-pair improvement (ours - baseline) / |baseline| in percent."),
+                                          "the per-pair difference ours - baseline."),
     languages: Optional[str] = typer.Option(None, "--languages", help="Comma list or a file of ids "
                                             "(default: the paper's ten)."),
     n: int = typer.Option(DEFAULT_N, "--n", help="Parallel sentences sampled per language."),
@@ -33,7 +34,7 @@ def similarity(
     layers: Optional[str] = typer.Option(None, "--layers", help="Every layer from one pass: 'all' (0..depth) or "
                                          "a comma list such as 4,6,8; writes layer<k>/ per layer plus "
                                          "layers.csv/.json/.png/.svg (mean similarity against layer)."),
-    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sentence sample."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sentence sample.", min=0, max=2**31 - 1),
     output_dir: Path = typer.Option(DEFAULT_OUTPUT_DIR, "--output-dir", help="Where CSV/PNG/SVG/JSON go."),
     batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per sentence incl. <s> </s> "
@@ -43,7 +44,9 @@ def similarity(
 ) -> None:
     """Language neutrality (paper §5.3): mean cosine of translation pairs, each language's centroid subtracted."""
     from langsamp_cli.analysis.similarity_run import similarity_report
+    from langsamp_cli.output_checks import check_output_dir
 
+    check_output_dir(output_dir)
     report = similarity_report(model, data_dir, compare=compare, languages=languages, n=n, layer=layer,
                                layers=layers, seed=seed, output_dir=output_dir, batch_size=batch_size,
                                max_length=max_length, device=device, use_cache=not no_cache)
@@ -60,8 +63,8 @@ def _print_single_layer(console: Console, report: SimilarityReport) -> None:
     _print_matrix(console, result.matrix, result.languages, f"similarity (centroid-subtracted cosine): {report.model}")
     if result.compare_matrix is not None:
         _print_matrix(console, result.compare_matrix, result.languages, f"baseline: {report.compare}")
-        _print_title(console, "improvement (ours - baseline) / |baseline|, %")
-        console.print(_improvement_table(result.improvement, result.languages))
+        _print_title(console, "difference (ours - baseline)")
+        print_table(_difference_table(difference(result.matrix, result.compare_matrix), result.languages), console)
         better, total = result.improved_pairs()
         console.print(f"{better} of {total} language pairs improved over the baseline ({report.compare})",
                       highlight=False, soft_wrap=True)
@@ -75,7 +78,7 @@ def _print_layer_summary(console: Console, report: SimilarityReport) -> None:
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
-    console.print(table)
+    print_table(table, console)
 
 
 def _print_title(console: Console, title: str) -> None:
@@ -99,7 +102,7 @@ def _table(languages: list[str]) -> Table:
 
 def _print_matrix(console: Console, matrix: np.ndarray, languages: list[str], title: str) -> None:
     _print_title(console, title)
-    console.print(_matrix_table(matrix, languages))
+    print_table(_matrix_table(matrix, languages), console)
 
 
 def _matrix_table(matrix: np.ndarray, languages: list[str]) -> Table:
@@ -109,15 +112,15 @@ def _matrix_table(matrix: np.ndarray, languages: list[str]) -> Table:
     return table
 
 
-def _improvement_table(improvement: np.ndarray, languages: list[str]) -> Table:
+def _difference_table(differences: np.ndarray, languages: list[str]) -> Table:
     table = _table(languages)
-    for i, (name, row) in enumerate(zip(_headers(languages), improvement)):
+    for i, (name, row) in enumerate(zip(_headers(languages), differences)):
         cells = []
         for j, value in enumerate(row):
             if i == j or np.isnan(value):
                 cells.append("-")
                 continue
-            text = f"{value:+.0f}" if abs(value) >= 99.95 else f"{value:+.1f}"
+            text = f"{value:+.2f}"
             cells.append(f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text)
         table.add_row(name, *cells)
     return table

@@ -35,7 +35,8 @@ _FOLDER_FILE_RE = re.compile(r"^(?P<split>train|dev|test)(?:\.(?:txt|tsv|conll|c
 @dataclass
 class TaggedSentences:
     """Sentences as token lists with one tag per token; ``lines`` holds each sentence's first line and
-    ``tag_lines`` the file line of every token, so an error names the line it is on."""
+    ``tag_lines`` the file line of every token, so an error names the line it is on. ``sentence_sources``
+    (empty for one file) names each sentence's file when several files were read as one."""
 
     tokens: list[list[str]]
     tags: list[list[str]]
@@ -43,6 +44,7 @@ class TaggedSentences:
     lines: list[int] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
     tag_lines: list[list[int]] = field(default_factory=list)
+    sentence_sources: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -57,14 +59,33 @@ class TaggedSentences:
             return self
         notes = {**self.notes, "truncated_to": n, "sentences_before_truncation": len(self)}
         return TaggedSentences(self.tokens[:n], self.tags[:n], self.source, self.lines[:n], notes,
-                               self.tag_lines[:n])
+                               self.tag_lines[:n], self.sentence_sources[:n])
 
     def where(self, index: int, token: int | None = None) -> str:
         """``file:line`` of sentence ``index`` (its first line), or of its ``token``-th token when given."""
+        source = self.sentence_sources[index] if index < len(self.sentence_sources) else self.source
         if token is not None and index < len(self.tag_lines) and token < len(self.tag_lines[index]):
-            return f"{self.source}:{self.tag_lines[index][token]}"
+            return f"{source}:{self.tag_lines[index][token]}"
         line = self.lines[index] if index < len(self.lines) else "?"
-        return f"{self.source}:{line}"
+        return f"{source}:{line}"
+
+
+def concat_tagged(parts: list[TaggedSentences]) -> TaggedSentences:
+    """Several files' sentences one after the other; numeric notes are summed, ``files`` lists them."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = TaggedSentences([], [], " + ".join(part.source for part in parts))
+    for part in parts:
+        joined.tokens += part.tokens
+        joined.tags += part.tags
+        joined.lines += part.lines
+        joined.tag_lines += part.tag_lines
+        joined.sentence_sources += part.sentence_sources or [part.source] * len(part)
+        for key, value in part.notes.items():
+            summed = isinstance(value, int) and not isinstance(value, bool)
+            joined.notes[key] = joined.notes.get(key, 0) + value if summed else value
+    joined.notes["files"] = [part.source for part in parts]
+    return joined
 
 
 # ---------------------------------------------------------------------------- reading
@@ -206,10 +227,18 @@ class TaggingFiles:
 
     files: dict[str, dict[str, Path]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    more: dict[str, dict[str, list[Path]]] = field(default_factory=dict)  # combine=True: further treebanks
+
+    def split_files(self, lang: str, split: str) -> list[Path]:
+        """Every file of one language's split: the first treebank's, then those in ``more``."""
+        return [self.files[lang][split], *self.more.get(lang, {}).get(split, [])]
 
 
-def discover_tagging(data_dir: str | Path, extensions: tuple[str, ...]) -> TaggingFiles:
+def discover_tagging(data_dir: str | Path, extensions: tuple[str, ...], combine: bool = False) -> TaggingFiles:
     """Split files in ``data_dir`` (depth 1 or 2; deeper folders such as prerelease copies are ignored).
+
+    One treebank (or folder) per language; with ``combine`` a language's further UD treebanks are
+    kept in ``more`` (file-name order) instead of being listed as not used.
 
     UD/UNER names (``en_ewt-ud-test.iob2``): the language is the ISO code before ``_``; files named
     ``train``/``dev``/``test`` (``.txt``...): the language is the parent folder's name. The script is
@@ -231,12 +260,25 @@ def discover_tagging(data_dir: str | Path, extensions: tuple[str, ...]) -> Taggi
         treebank = (path.parent, path.name.split("-ud-")[0] if "-ud-" in path.name else "")
         chosen = treebanks.setdefault(lang, treebank)
         splits = found.files.setdefault(lang, {})
-        if chosen != treebank or split in splits:
+        if combine and chosen != treebank and treebank[1] and chosen[1]:  # another UD treebank
+            found.more.setdefault(lang, {}).setdefault(split, []).append(path)
+        elif chosen != treebank or split in splits:
             first = next(iter(splits.values()), path)
             found.problems[str(path.relative_to(data_dir))] = f"{path}: {lang} already comes from {first}; not used"
         else:
             splits[split] = path
+    if combine:
+        _order_by_file_name(found)
     return found
+
+
+def _order_by_file_name(found: TaggingFiles) -> None:
+    """Each split's treebanks in file-name order (as the official conversion lists them), first in ``files``."""
+    for lang, more in found.more.items():
+        for split, extra in more.items():
+            every = sorted([*([found.files[lang][split]] if split in found.files[lang] else []), *extra],
+                           key=lambda path: path.name)
+            found.files[lang][split], more[split] = every[0], every[1:]
 
 
 def _code_and_split(path: Path, extensions: tuple[str, ...]) -> tuple[str | None, str | None]:

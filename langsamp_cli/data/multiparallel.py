@@ -48,6 +48,20 @@ class MultiParallel:
     def languages(self) -> list[str]:
         return list(self.sentences)
 
+    def keep_split(self, split: str) -> None:
+        """Only the sentences of one SIB-200/FLORES split (ids ``<split>:<index_id>``); languages without it
+        move to ``missing``. Other formats have no splits: an error."""
+        if self.format != "sib200":
+            raise LangsampError(f"--split {split} only acts on SIB-200/FLORES folders; {self.data_dir} holds "
+                                f"{self.format} data (drop --split)")
+        for lang, sentences in list(self.sentences.items()):
+            kept = {i: text for i, text in sentences.items() if i.startswith(f"{split}:")}
+            if kept:
+                self.sentences[lang] = kept
+            else:
+                del self.sentences[lang]
+                self.missing[lang] = f"no {split} split for {lang} in {self.data_dir}"
+
     def aliased(self) -> dict[str, str]:
         """Requests served by data under another id (e.g. ``zho_Hani`` -> ``zho_Hans``)."""
         return {wanted: got for wanted, got in self.used.items() if wanted != got}
@@ -146,6 +160,14 @@ _READ: dict[str, Callable[[list[Path]], dict[str, str]]] = {
 }
 
 
+def available_languages(data_dir: str | Path, fmt: str | None = None) -> list[str]:
+    """Every language id with data under ``data_dir`` (the format detected unless given)."""
+    data_dir = Path(data_dir).expanduser()
+    if not data_dir.is_dir():
+        raise LangsampError(f"--data-dir {data_dir} is not a directory; point it at a multi-parallel data set")
+    return sorted(_DISCOVER[fmt or detect_format(data_dir)](data_dir))
+
+
 def load_multiparallel(data_dir: str | Path, languages: Sequence[str], fmt: str | None = None) -> MultiParallel:
     """Read the requested languages (canonical ids) from ``data_dir``; absent ones go to ``missing``."""
     data_dir = Path(data_dir).expanduser()
@@ -184,7 +206,27 @@ def sample_parallel(data: MultiParallel, n: int, seed: int) -> ParallelSample:
     """
     if n < 1:
         raise LangsampError(f"--n must be at least 1 (got {n})")
-    kept = dict(data.sentences)
+    kept, pool, dropped = _widest_pool(data.sentences, n, "--n")
+    ids = sorted(pool, key=_sort_key)
+    chosen = sorted(random.Random(seed).sample(ids, min(n, len(ids))), key=_sort_key)
+    texts = {lang: [sentences[i] for i in chosen] for lang, sentences in kept.items()}
+    return ParallelSample(ids=chosen, texts=texts, shared_available=len(pool), dropped=dropped)
+
+
+def first_shared(data: MultiParallel, n: int, flag: str = "--pairs") -> ParallelSample:
+    """The first ``n`` sentence ids (in id order) shared by all languages, with the same language
+    dropping rule as :func:`sample_parallel`; deterministic, so every run and shard sees one set."""
+    kept, pool, dropped = _widest_pool(data.sentences, n, flag)
+    chosen = sorted(pool, key=_sort_key)[:n]
+    texts = {lang: [sentences[i] for i in chosen] for lang, sentences in kept.items()}
+    return ParallelSample(ids=chosen, texts=texts, shared_available=len(pool), dropped=dropped)
+
+
+def _widest_pool(sentences: dict[str, dict[str, str]], n: int,
+                 flag: str) -> tuple[dict[str, dict[str, str]], set[str], dict[str, str]]:
+    """(languages kept, ids they all share, dropped language -> why): the smallest-coverage language
+    goes while the pool is below ``n``, dropping it widens the pool, and more than two remain."""
+    kept = dict(sentences)
     dropped: dict[str, str] = {}
     pool = _shared(kept)
     while len(pool) < n and len(kept) > 2:
@@ -192,13 +234,10 @@ def sample_parallel(data: MultiParallel, n: int, seed: int) -> ParallelSample:
         rest = {lang: s for lang, s in kept.items() if lang != smallest}
         if len(_shared(rest)) <= len(pool):
             break
-        dropped[smallest] = (f"shares only {len(pool)} sentences with the other languages (< --n {n}); "
+        dropped[smallest] = (f"shares only {len(pool)} sentences with the other languages (< {flag} {n}); "
                              f"it has {len(kept[smallest])} in total")
         kept, pool = rest, _shared(rest)
-    ids = sorted(pool, key=_sort_key)
-    chosen = sorted(random.Random(seed).sample(ids, min(n, len(ids))), key=_sort_key)
-    texts = {lang: [sentences[i] for i in chosen] for lang, sentences in kept.items()}
-    return ParallelSample(ids=chosen, texts=texts, shared_available=len(pool), dropped=dropped)
+    return kept, pool, dropped
 
 
 def _shared(sentences: dict[str, dict[str, str]]) -> set[str]:

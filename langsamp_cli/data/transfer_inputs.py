@@ -96,6 +96,9 @@ def ner_data(task: str, settings: dict, console: Console):
     from langsamp_cli.data.conll import discover_tagging, normalize_ner, read_tagged_file
     from langsamp_cli.tasks.transfer import plan_from_files
 
+    if settings.get("ud_preparation") is not None:
+        raise LangsampError(f"ud_preparation: {settings['ud_preparation']}: only POS reads UD treebanks; remove the "
+                            f"key from the {task} config")
     data_dir = _data_dir(settings)
     found = discover_tagging(data_dir, extensions=("iob2",))
     print_problems(found.problems, console)
@@ -109,15 +112,37 @@ def ner_data(task: str, settings: dict, console: Console):
 
 
 def pos_data(task: str, settings: dict, console: Console):
-    from langsamp_cli.data.conllu import UPOS_TAGS, discover_treebanks, read_pos_file
+    """UD treebanks prepared as ``ud_preparation`` says (glot500: every treebank of a language, one after
+    the other; syntactic: the first). The preparation is a recorded setting, so it is in every unit."""
+    from langsamp_cli.data.conllu import POS_LABELS, discover_treebanks, read_pos_files
     from langsamp_cli.tasks.transfer import plan_from_files
 
-    settings.setdefault("labels", list(UPOS_TAGS))
+    settings.setdefault("labels", list(POS_LABELS))
+    preparation = settings["ud_preparation"] = settings.get("ud_preparation") or "glot500"
     data_dir = _data_dir(settings)
-    found = discover_treebanks(data_dir)
+    found = discover_treebanks(data_dir, combine=preparation == "glot500")
     print_problems(found.problems, console)
-    return plan_from_files(task, found.files, read_pos_file, settings["source_lang"], str(data_dir),
+    if preparation == "syntactic":
+        _check_conllu_only(found.files, settings)
+    groups = {found.files[lang][split]: found.split_files(lang, split)
+              for lang, splits in found.files.items() for split in splits}
+
+    def read(path: Path):
+        return read_pos_files(groups.get(Path(path), [Path(path)]), preparation)
+
+    data = plan_from_files(task, found.files, read, settings["source_lang"], str(data_dir),
                            settings.get("train_file"), settings.get("dev_file"))
+    data.source_files = [str(p) for path in data.source_files for p in groups.get(Path(path), [Path(path)])]
+    return data
+
+
+def _check_conllu_only(files: dict[str, dict[str, Path]], settings: dict) -> None:
+    """--ud-preparation syntactic acts on CoNLL-U only; an already prepared word<TAB>tag file cannot honour it."""
+    given = [Path(settings[k]) for k in ("train_file", "dev_file") if settings.get(k)]
+    for path in [*given, *(p for splits in files.values() for p in splits.values())]:
+        if path.suffix.lower() != ".conllu":
+            raise LangsampError(f"--ud-preparation syntactic: {path} is not a CoNLL-U treebank (.conllu) but an "
+                                "already prepared word<TAB>tag file; use --ud-preparation glot500 or .conllu files")
 
 
 def _data_dir(settings: dict) -> Path:

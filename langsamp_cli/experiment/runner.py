@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -33,10 +33,12 @@ from langsamp_cli.experiment.stages import (
     report_signature,
     stage_status,
 )
-from langsamp_cli.io_utils import atomic_dir, atomic_write_text
+from langsamp_cli.io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text
 from langsamp_cli.logs import LOGGER_NAME, LineHandler
+from langsamp_cli.progress import print_table
 
 EXPORT_SUFFIXES = (".md", ".html", ".csv", ".png", ".tex")
+EXPORT_LIST = ".langsamp-export.json"   # in an --export folder: the files langsamp put there
 
 
 @dataclass
@@ -57,7 +59,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None, dry
     layout = Layout(config.output_dir)
     stages = plan_stages(config)
     if dry_run:
-        console.print(stage_table(stages, None, config, show_commands=True))
+        print_table(stage_table(stages, None, config, show_commands=True), console)
         for problem in missing_paths(config):
             console.print(f"[yellow]missing[/] {problem}", highlight=False, soft_wrap=True)
         return ExperimentResult(layout.root, [], [], None, None, 0.0)
@@ -72,7 +74,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None, dry
     atomic_write_text(layout.root / "configs" / "experiment.yaml",
                       yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True))
     state = ExperimentState(layout.state, config)
-    console.print(stage_table(stages, state, config))
+    print_table(stage_table(stages, state, config), console)
     ran, skipped = [], []
     for stage in stages:
         status, why = stage_status(stage, state)
@@ -83,7 +85,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None, dry
             continue
         run_stage(stage, state, layout, config, console)
         ran.append(stage.name)
-    console.print(stage_table(stages, state, config))
+    print_table(stage_table(stages, state, config), console)
     index_md, index_html = layout.root / "index.md", layout.root / "index.html"
     if export_dir is not None:
         exported = export_report(layout.root, Path(export_dir))
@@ -101,6 +103,8 @@ def run_stage(stage: Stage, state: ExperimentState, layout: Layout, config: Expe
     signature = report_signature(state, stage) if stage.kind == "report" else stage.signature
     state.update(stage.name, status="running", started=_now(), log=str(log), signature=signature, error=None)
     began = time.time()
+    if stage.kind == "pretrain":  # `pretrain --resume` refuses a missing folder (a typo); this one is planned
+        layout.run_dir(stage.name.split(":", 1)[1]).mkdir(parents=True, exist_ok=True)
     try:
         code, last_line = execute(stage, log, stage_env(config, layout), config.runner)
     except KeyboardInterrupt:
@@ -233,20 +237,34 @@ def stage_table(stages: list[Stage], state: ExperimentState | None, config: Expe
 def export_report(root: Path, dest: Path) -> list[Path]:
     """Copy index.md/html and what they show (report tables, PNGs, CSVs) to ``dest`` (e.g. docs/results/...).
 
-    Checkpoints, logs, caches, fine-tuned models and per-unit JSON stay behind; the folder is replaced whole.
+    Checkpoints, logs, caches, fine-tuned models and per-unit JSON stay behind. Each file is written atomically;
+    ``dest/EXPORT_LIST`` records what was exported, so a later export removes only files an earlier one wrote
+    and that are no longer part of the report: a file of the user's in ``dest`` is never touched.
     """
     root, dest = Path(root), Path(dest)
     if not (root / "index.md").is_file():
         raise LangsampError(f"{root}: no index.md yet; run the experiment to the report stage first")
+    if dest.exists() and not dest.is_dir():
+        raise LangsampError(f"--export {dest}: is a file, not a folder; pick a folder (it is created if missing)")
     picked = [root / "index.md", root / "index.html"]
     for folder in ("report", "similarity", "plots"):
         picked += sorted(p for p in (root / folder).rglob("*") if p.is_file() and p.suffix in EXPORT_SUFFIXES
                          and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    copied = []
-    with atomic_dir(dest) as tmp:
-        for path in picked:
-            target = tmp / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-            copied.append(dest / path.relative_to(root))
-    return copied
+    names = [path.relative_to(root).as_posix() for path in picked if path.is_file()]
+    earlier = _exported_before(dest)
+    for name in names:
+        atomic_write_bytes(dest / name, (root / name).read_bytes())
+    for name in sorted(set(earlier) - set(names)):  # ours from an earlier export, gone from the report
+        (dest / name).unlink(missing_ok=True)
+    atomic_write_json(dest / EXPORT_LIST, {"files": names})
+    return [dest / name for name in names]
+
+
+def _exported_before(dest: Path) -> list[str]:
+    """The files an earlier export wrote into ``dest`` (plain relative names only)."""
+    try:
+        listed = json.loads((dest / EXPORT_LIST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [name for name in listed if isinstance(name, str) and not Path(name).is_absolute()
+            and ".." not in Path(name).parts]

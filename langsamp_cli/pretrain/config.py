@@ -28,7 +28,10 @@ from langsamp_cli.variants import variant_name
 MixedPrecision = Literal["no", "bf16", "fp16"]
 MIXED_PRECISION = typing.get_args(MixedPrecision)
 TINY_MODEL = "tiny"
+MAX_SEED = 2**31 - 1  # numpy takes seeds below 2**32; ranks and steps are added to it
+MIN_VOCAB_SIZE = 100  # a trained tokenizer smaller than this is characters only
 InitMethod = Literal["random", "donor", "mean"]   # --init-new-languages
+InitTokens = Literal["random", "mean", "subword"]   # --init-new-tokens (pretrain/vocab_transfer.py)
 INIT_METHODS = typing.get_args(InitMethod)
 
 
@@ -44,8 +47,8 @@ class PretrainConfig:
     mlm_probability: float = setting("Share of the tokens masked.", default=0.15)
     chunking: Literal["langsamp", "official"] = setting(
         "langsamp: one <s> ... </s> around each chunk, random replacements from ordinary tokens; official: every "
-        "sentence in <s> ... </s>, chunks cut across them, replacements from the whole vocabulary (the "
-        "Glot500/LangSAMP pipeline).", default="langsamp")
+        "sentence in <s> ... </s>, chunks cut across them within groups of 1,000 lines (each group's remainder "
+        "dropped), replacements from the whole vocabulary (the Glot500/LangSAMP pipeline).", default="langsamp")
     cache_bytes: int = setting("Languages up to this raw size are tokenized once and kept in memory.",
                                default=64 * 2**20, cli=False, non_negative=True)
     # model
@@ -54,8 +57,14 @@ class PretrainConfig:
     from_scratch: bool = setting("Random init from the model's config (and a tokenizer trained on the corpus) or "
                                  "continue from its weights (`tiny` is always from scratch).",
                                  "--from-scratch/--continue", default=False)
-    tokenizer: str | None = setting("From scratch: use this tokenizer instead of training a Unigram one on the "
-                                    "corpus.")
+    tokenizer: str | None = setting("Tokenizer (folder or hub name). From scratch: use it instead of training a "
+                                    "Unigram one on the corpus. Continuing: move the model to its vocabulary (rows "
+                                    "matched by piece; new pieces by --init-new-tokens), e.g. an extension of the "
+                                    "model's own tokenizer from 'langsamp tokenizer extend'.")
+    init_new_tokens: InitTokens | None = setting(
+        "Continuing with --tokenizer: rows of pieces the model's tokenizer lacks: random (N(0, initializer_range), "
+        "bias 0: the official run) | mean (of all old rows) | subword (mean of the rows of the old pieces the piece "
+        "splits into) (default: random).")
     vocab_size: int = setting("Pieces of the tokenizer trained on the corpus.", default=8000, positive=True)
     lang_emb: bool = setting("Language embeddings.", default=True)
     script_emb: bool = setting("Script embeddings.", default=True)
@@ -66,7 +75,8 @@ class PretrainConfig:
         "typologically closest checkpoint languages, URIEL) | mean (mean of the checkpoint languages of the same "
         "script); new scripts: mean of the checkpoint's script rows.", default="random")
     # optimisation
-    seed: int = setting("Seed of init, sampling and masking (rank r adds r).", default=42)
+    seed: int = setting("Seed of init, sampling and masking (rank r adds r).", default=42, non_negative=True,
+                        maximum=MAX_SEED)
     batch_size: int = setting("Chunks per device per micro-batch.", default=32)
     grad_accum: int = setting("Micro-batches per optimiser step.", default=8)
     lr: float = setting("Peak learning rate (linear warmup, then linear decay).", default=5e-5)
@@ -110,6 +120,11 @@ class PretrainConfig:
             (self.alpha > 0, f"--alpha {self.alpha}: use a value in (0, 1]"),
             (0 < self.mlm_probability < 1, f"mlm_probability {self.mlm_probability}: use a value in (0, 1)"),
             (self.lr > 0, f"--lr {self.lr}: must be positive"),
+            (self.vocab_size >= MIN_VOCAB_SIZE, f"--vocab-size {self.vocab_size}: use at least {MIN_VOCAB_SIZE} "
+             "(the corpus's characters take most of a smaller vocabulary, leaving no room for words)"),
+            (self.init_new_tokens is None or (self.tokenizer is not None and not self.is_from_scratch),
+             f"--init-new-tokens {self.init_new_tokens}: only acts when continuing a checkpoint with --tokenizer "
+             "(new pieces need rows); drop it or pass --tokenizer"),
         ]
         for ok, message in checks:
             if not ok:
@@ -128,10 +143,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         lr=1e-3, warmup_steps=30, max_steps=400, save_every=100, keep_last=2, log_every=10,
         output_dir="runs/pretrain-demo",
     ),
-    # The paper's continued pretraining of XLM-R on Glot500-c (4 GPUs: 32 x 8 x 4 = 1024 per step).
+    # The paper's run (docs/paper-pretraining.md): XLM-R's weights continued with Glot500-m's tokenizer on
+    # Glot500-c (pass --corpus), 4 GPUs x 32 x 8 = 1024 chunks of 512 tokens per step. Weight decay 0 and no
+    # warmup are the HF Trainer defaults the official launcher ran with; bf16 where it used fp16.
     "paper": dict(
-        model="xlm-roberta-base", from_scratch=False, max_seq_len=512, batch_size=32, grad_accum=8, lr=5e-5,
-        max_steps=150_000, save_every=5000, keep_last=30, log_every=100, mixed_precision="bf16",
+        model="xlm-roberta-base", tokenizer="cis-lmu/glot500-base", init_new_tokens="random", from_scratch=False,
+        alpha=0.3, max_seq_len=512, batch_size=32, grad_accum=8, lr=5e-5, adam_eps=1e-6, weight_decay=0.0,
+        warmup_steps=0, max_steps=150_000, save_every=5000, keep_last=30, log_every=100, mixed_precision="bf16",
         output_dir="runs/pretrain-paper",
     ),
 }
@@ -163,13 +181,17 @@ def build_config(preset: str | None = "demo", yaml_path: str | Path | None = Non
 
 def preset_notes() -> dict[str, str]:
     """Help text per setting: its default, or the value each preset runs with where they differ."""
+    from langsamp_cli.settings import flag_names
+
     notes = {}
+    hints = typing.get_type_hints(PretrainConfig)
     for field in dataclasses.fields(PretrainConfig):
         default = field.default if field.default is not dataclasses.MISSING else None
         effective = {name: values.get(field.name, default) for name, values in PRESETS.items()}
+        flag = flag_names(field, hints[field.name])[0]
         if len({repr(value) for value in effective.values()}) > 1:
-            notes[field.name] = ", ".join(f"{name}: {show_value(value)}" for name, value in effective.items())
+            notes[field.name] = ", ".join(f"{name}: {show_value(value, flag)}" for name, value in effective.items())
         elif default is not None:
-            notes[field.name] = f"default: {show_value(default)}"
+            notes[field.name] = f"default: {show_value(default, flag)}"
     return notes
 

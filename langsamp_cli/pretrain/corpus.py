@@ -23,7 +23,9 @@ Hostile or broken input is bounded and reported, never trusted:
 
 A training instance is ``<s> + max_seq_len-2 tokens + </s>`` cut from the running token stream of ONE
 language-script (sentences tokenized without special tokens and concatenated; the stream wraps around at the
-end of the language). The language of each instance is drawn from a multinomial with p_i ∝ n_i ** alpha,
+end of the language); ``--chunking official`` lays chunks out as the official pipeline does instead (each
+sentence in its own ``<s> ... </s>``, groups of 1,000 lines, each group's remainder dropped: :class:`LineGroups`).
+The language of each instance is drawn from a multinomial with p_i ∝ n_i ** alpha,
 where n_i is the number of training sentences of language-script i. The sampler's state (its RNG and every
 language's cursor) is a plain dict, so a resumed run continues the exact same stream.
 """
@@ -44,6 +46,7 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
+from langsamp_cli.contamination.record import CLEAN_RECORD
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.languages import LANG_SCRIPT_RE
 
@@ -52,6 +55,7 @@ ENCODE_BATCH_LINES = 512
 MAX_LINE_BYTES = 1 << 16       # longer lines are read (and tokenized) in pieces of at most this many bytes
 READ_BLOCK_BYTES = 1 << 20     # a streamed language reads at most about this much text per refill
 MIN_LANGUAGE_LINES = 100       # fewer training lines and up-sampled: warned about (corpus_notes)
+OFFICIAL_GROUP_LINES = 1000    # --chunking official: datasets.map(group_texts, batched=True)'s default batch size
 SCRIPT_SAMPLE_LINES = 50       # first lines of a file whose script is checked against its name
 _NON_SCRIPTS = {"Zyyy", "Zinh", "Zzzz"}
 
@@ -167,8 +171,8 @@ def find_language_files(root: Path) -> dict[str, list[Path]]:
     files: dict[str, list[Path]] = {}
     owner: dict[Path, tuple[str, Path]] = {}  # real file -> (language, path) that first claimed it
     for entry in sorted(root.iterdir()):
-        if entry.name.startswith("."):
-            continue
+        if entry.name.startswith(".") or (entry.name == CLEAN_RECORD and entry.is_file()):
+            continue  # the record of a clean copy (`contamination --write-clean`) is not a language
         _check_link(entry, root)
         lang_script = language_id_from_name(entry.name) or _id_from_bare_language(entry)
         if lang_script is None:
@@ -430,6 +434,59 @@ def skip_lines(reader: LineReader, count: int) -> Position:
 # ------------------------------------------------------------------------------------ token streams
 
 
+class LineGroups:
+    """Token ids of consecutive lines, laid out for the chunker.
+
+    ``block=None`` (--chunking langsamp): the lines' ids run on unchanged. ``block=n`` (--chunking
+    official): lines are taken in groups of OFFICIAL_GROUP_LINES, counted from the language's first
+    training line (as the official ``datasets.map(group_texts, batched=True)`` batches them); each
+    group's ids are concatenated and cut to a multiple of ``n``, the rest of the group dropped, so
+    every ``n``-token block lies inside one group. The last, shorter group is cut the same way
+    (:meth:`finish`). The open group is part of the state, so a resumed run continues exactly.
+    """
+
+    def __init__(self, block: int | None, group_lines: int = OFFICIAL_GROUP_LINES):
+        self.block, self.group_lines = block, group_lines
+        self.pending: list[int] = []   # ids of the open group's lines so far
+        self.lines = 0                 # lines in the open group
+
+    def feed(self, per_line: list[list[int]]) -> list[int]:
+        """The ids ready for the stream after these lines (in order)."""
+        if self.block is None:
+            return [t for ids in per_line for t in ids]
+        out: list[int] = []
+        for ids in per_line:
+            self.pending.extend(ids)
+            self.lines += 1
+            if self.lines == self.group_lines:
+                out.extend(self.finish())
+        return out
+
+    def finish(self) -> list[int]:
+        """End of the language's text: close the open group (its whole blocks only)."""
+        if self.block is None:
+            return []
+        kept = len(self.pending) - len(self.pending) % self.block
+        out, self.pending, self.lines = self.pending[:kept], [], 0
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pending": list(self.pending), "lines": self.lines}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        state = state or {"pending": [], "lines": 0}
+        self.pending, self.lines = list(state["pending"]), int(state["lines"])
+
+
+def _no_blocks(source: LanguageSource, block: int | None) -> LangsampError:
+    if block is None:
+        return LangsampError(f"{source.files[0]}: the tokenizer produced no tokens for {source.lang_script}; "
+                             "check the tokenizer or drop the language")
+    return LangsampError(f"{source.files[0]}: --chunking official keeps no block of {source.lang_script}: no group of "
+                         f"{OFFICIAL_GROUP_LINES:,} lines has {block} tokens; use --chunking langsamp, a smaller "
+                         "--max-seq-len, or drop the language")
+
+
 def encode_batches(lines: list[str]) -> Iterator[list[str]]:
     """Consecutive batches of at most ENCODE_BATCH_LINES lines and about READ_BLOCK_BYTES characters
     (the tokenizer's memory grows with the text it gets at once)."""
@@ -448,8 +505,8 @@ def encode_batches(lines: list[str]) -> Iterator[list[str]]:
 class CachedLanguage:
     """A small language: tokenized once, kept as one flat array; the cursor is the whole data position."""
 
-    def __init__(self, source: LanguageSource, encode: Encoder):
-        self.source, self.encode = source, encode
+    def __init__(self, source: LanguageSource, encode: Encoder, block: int | None = None):
+        self.source, self.encode, self.block = source, encode, block
         self._tokens: np.ndarray | None = None
         self.cursor = 0
         self.epoch = 0
@@ -461,13 +518,13 @@ class CachedLanguage:
             lines, _, _ = reader.read(skip_lines(reader, self.source.heldout_lines), self.source.train_lines)
             reader.close()
             # One int32 array per batch: a list of Python ints for the whole language would take ~9x the memory.
-            arrays = [np.fromiter((t for ids in self.encode(batch) for t in ids), dtype=np.int32)
-                      for batch in encode_batches(lines)]
+            groups = LineGroups(self.block)
+            arrays = [np.asarray(groups.feed(self.encode(batch)), dtype=np.int32) for batch in encode_batches(lines)]
+            arrays.append(np.asarray(groups.finish(), dtype=np.int32))
             del lines
-            self._tokens = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
+            self._tokens = np.concatenate(arrays)
             if not len(self._tokens):
-                raise LangsampError(f"{self.source.files[0]}: the tokenizer produced no tokens for "
-                                    f"{self.source.lang_script}; check the tokenizer or drop the language")
+                raise _no_blocks(self.source, self.block)
         return self._tokens
 
     def take(self, n: int) -> list[int]:
@@ -490,25 +547,30 @@ class CachedLanguage:
 class StreamingLanguage:
     """A large language: read and tokenized block by block; the position is (file, offset, leftover tokens)."""
 
-    def __init__(self, source: LanguageSource, encode: Encoder, block_lines: int = 256):
+    def __init__(self, source: LanguageSource, encode: Encoder, block_lines: int = 256, block: int | None = None):
         self.source, self.encode, self.block_lines = source, encode, block_lines
         self.reader = LineReader(source.files)
         self.start: Position = skip_lines(self.reader, source.heldout_lines)
         self.position: Position = self.start
         self.buffer: list[int] = []
         self.epoch = 0
+        self.groups = LineGroups(block)
+        self._pass_tokens = 0  # ids added to the buffer since the pass began (not saved: a resume restarts it)
 
     def _refill(self) -> None:
-        from_start = tuple(self.position) == tuple(self.start)
+        if tuple(self.position) == tuple(self.start):
+            self._pass_tokens = 0
         lines, self.position, at_end = self.reader.read(self.position, self.block_lines, READ_BLOCK_BYTES)
-        for ids in self.encode(lines) if lines else []:
-            self.buffer.extend(ids)
+        ready = self.groups.feed(self.encode(lines) if lines else [])
+        if at_end:
+            ready += self.groups.finish()
+        self.buffer.extend(ready)
+        self._pass_tokens += len(ready)
         if at_end:
             self.position, self.epoch = self.start, self.epoch + 1
-            # A whole pass with no line: the language has no text (the buffer may just have been used up
-            # when the previous read stopped right before the end of the file).
-            if not lines and from_start:
-                raise LangsampError(f"{self.source.files[0]}: no tokens for {self.source.lang_script}")
+            # A whole pass that gave no id: the language has no text, or (official chunking) no whole block.
+            if not self._pass_tokens:
+                raise _no_blocks(self.source, self.groups.block)
 
     def take(self, n: int) -> list[int]:
         while len(self.buffer) < n:
@@ -517,11 +579,16 @@ class StreamingLanguage:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"position": list(self.position), "buffer": list(self.buffer), "epoch": self.epoch}
+        state = {"position": list(self.position), "buffer": list(self.buffer), "epoch": self.epoch}
+        if self.groups.block is not None:
+            state["group"] = self.groups.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.position = (int(state["position"][0]), int(state["position"][1]))
         self.buffer, self.epoch = list(state["buffer"]), int(state["epoch"])
+        self.groups.load_state_dict(state.get("group"))
+        self._pass_tokens = len(self.buffer)  # resumed mid-pass: what the pass gave so far is at least this
 
 
 # ------------------------------------------------------------------------------------------ sampler
@@ -540,8 +607,9 @@ CHUNKING = ("langsamp", "official")
 # - "langsamp" (default): the sentences' tokens run on, and each chunk gets one <s> ... </s> pair around
 #   max_seq_len - 2 tokens, so every chunk starts as an input at evaluation time does;
 # - "official": as the official (Glot500 run_mlm-based) pipeline: every sentence is tokenized with its
-#   own <s> ... </s>, the sentences run on, and a chunk is the next max_seq_len tokens, which may start
-#   or end in the middle of a sentence.
+#   own <s> ... </s>, the sentences of each group of 1,000 lines run on, and a chunk is the next
+#   max_seq_len tokens of the group, which may start or end in the middle of a sentence; the group's
+#   last tokens that do not fill a chunk are dropped (LineGroups).
 
 
 def make_encoder(tokenizer: Any, chunking: str = "langsamp") -> Encoder:
@@ -586,6 +654,7 @@ class ChunkSampler:
         self.probs = sampling_probabilities([corpus.sources[k].train_lines for k in self.languages], alpha)
         self.body_len, self.head, self.tail = chunk_layout(tokenizer, max_seq_len, chunking)
         self.encode = make_encoder(tokenizer, chunking)
+        self.group_block = self.body_len if chunking == "official" else None
         self.cache_bytes = cache_bytes
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, rank])))
         self.streams: dict[str, CachedLanguage | StreamingLanguage] = {}
@@ -595,7 +664,8 @@ class ChunkSampler:
         if lang_script not in self.streams:
             source = self.corpus.sources[lang_script]
             cached = source.num_bytes <= self.cache_bytes
-            self.streams[lang_script] = (CachedLanguage if cached else StreamingLanguage)(source, self.encode)
+            kind = CachedLanguage if cached else StreamingLanguage
+            self.streams[lang_script] = kind(source, self.encode, block=self.group_block)
         return self.streams[lang_script]
 
     def next_example(self) -> Example:
@@ -636,7 +706,8 @@ def heldout_examples(corpus: Corpus, tokenizer: Any, lang2id: dict[str, int], sc
         reader = LineReader(source.files)
         lines, _, _ = reader.read((0, 0), source.heldout_lines)
         reader.close()
-        tokens = [t for batch in encode_batches(lines) for ids in encode(batch) for t in ids]
+        groups = LineGroups(body if chunking == "official" else None)
+        tokens = [t for batch in encode_batches(lines) for t in groups.feed(encode(batch))] + groups.finish()
         lang, script = lang_script.split("_", 1)
         out[lang_script] = [Example([*head, *tokens[i:i + body], *tail], lang_script, lang2id[lang], script2id[script])
                             for i in range(0, len(tokens), body)][:max_chunks]

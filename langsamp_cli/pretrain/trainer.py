@@ -51,6 +51,8 @@ from langsamp_cli.pretrain.config import PretrainConfig
 from langsamp_cli.pretrain.corpus import (ChunkSampler, Corpus, Example, corpus_notes, heldout_examples, scan_corpus,
                                           sizes_table)
 from langsamp_cli.pretrain.fingerprint import corpus_fingerprint, fingerprint_difference
+from langsamp_cli.progress import print_table
+from langsamp_cli.pretrain import run_lock
 from langsamp_cli.pretrain.prefetch import Batch, StepPrefetcher
 
 PARAM_HASH_ENV = "LANGSAMP_PARAM_HASH_DIR"   # debug: every rank writes a hash of its final weights here
@@ -102,8 +104,13 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     from langsamp_cli.model import quiet_transformers
 
     # no per-save "Writing model shards" bars between our own progress output; transformers' messages stay
-    with quiet_transformers(messages=False):
-        return _pretrain(config, resume, overwrite, console, progress, early_stop, stop_after_steps, prefetch)
+    threads = torch.get_num_threads()  # a CPU run may use fewer (langsamp_cli.threads); the caller's come back
+    try:
+        with quiet_transformers(messages=False):
+            return _pretrain(config, resume, overwrite, console, progress, early_stop, stop_after_steps, prefetch)
+    finally:
+        torch.set_num_threads(threads)
+        run_lock.release(Path(config.output_dir))  # the OS drops it too when the process ends
 
 
 def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Console | None, progress: bool,
@@ -118,7 +125,13 @@ def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Co
     """
     console = console or Console(stderr=True)
     accelerator = make_accelerator(config, console)
+    config = replace(config, mixed_precision=accelerator.mixed_precision)  # what runs is what run.json records
     say = console.print if accelerator.is_main_process else (lambda *a, **k: None)
+    threads = ""
+    if accelerator.device.type == "cpu":
+        from langsamp_cli.threads import use_cpu_threads
+
+        threads = f"; {use_cpu_threads()} cpu thread(s) (LANGSAMP_THREADS)"
     out = Path(config.output_dir)
 
     # 1. Output directory: fresh, overwritten, restarted, or resumed from the newest intact checkpoint.
@@ -142,7 +155,9 @@ def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Co
         tokenizer = prepare_tokenizer(config, corpus, out, checkpoint, accelerator, say)
         check_tokenizer(tokenizer)
         lang2id, script2id = language_maps(config, corpus, checkpoint)
+        check_memory(config, tokenizer, checkpoint, accelerator)
         model = prepare_model(config, tokenizer, lang2id, script2id, checkpoint, corpus=corpus, say=say)
+        record_vocab_transfer(out, model, accelerator)
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model: {config.model} ({config.variant}, {n_params / 1e6:.1f}M parameters, vocabulary {len(tokenizer):,}); "
         f"{len(lang2id)} languages x {len(script2id)} scripts in the tables", highlight=False)
@@ -156,7 +171,7 @@ def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Co
     heldout = heldout_examples(corpus, tokenizer, lang2id, script2id, config.max_seq_len,
                                config.eval_chunks, chunking=config.chunking) if config.eval_every > 0 else {}
     if accelerator.is_main_process:
-        console.print(sizes_table(corpus, sampler.probs))
+        print_table(sizes_table(corpus, sampler.probs), console)
         for note in corpus_notes(corpus, sampler.probs):  # user paths: no markup or emoji codes interpreted
             console.print(note, style="yellow", markup=False, emoji=False, highlight=False, soft_wrap=True)
 
@@ -179,7 +194,7 @@ def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Co
     # 6. The loop.
     tokens_per_step = config.batch_size * config.grad_accum * config.max_seq_len * world
     say(f"training: {config.max_steps} steps of {config.batch_size} x {config.grad_accum} x {world} chunks of "
-        f"{config.max_seq_len} tokens ({tokens_per_step:,} tokens/step); lr {config.lr:g}, seed {config.seed}",
+        f"{config.max_seq_len} tokens ({tokens_per_step:,} tokens/step); lr {config.lr:g}, seed {config.seed}{threads}",
         highlight=False)
     model.train()
     stop_at = min(config.max_steps, state.step + stop_after_steps) if stop_after_steps else config.max_steps
@@ -203,6 +218,7 @@ def _pretrain(config: PretrainConfig, resume: bool, overwrite: bool, console: Co
 
             if state.step % config.log_every == 0 or state.step == config.max_steps:
                 last_loss = mean_over_ranks(window_losses, accelerator)
+                check_finite_loss(last_loss, state.step, out)
                 elapsed = time.time() - window_start
                 record = {"step": state.step, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0],
                           "tokens": state.tokens_seen, "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1),
@@ -281,6 +297,17 @@ def is_run_dir(path: Path) -> bool:
     return any((path / name).exists() for name in ("run.json", "checkpoints", "final", "log.jsonl"))
 
 
+def is_marked_run(path: Path) -> bool:
+    """A folder langsamp made for a run: ``run.json``, written the moment a run starts, says so. Only such a
+    folder is restarted or overwritten (a user's folder that merely holds a ``checkpoints/`` or a
+    ``log.jsonl`` is never touched)."""
+    return (path / "run.json").is_file()
+
+
+# What a run writes at the top of its folder; --overwrite removes these and nothing else.
+RUN_ENTRIES = ("run.json", "log.jsonl", "checkpoints", "final", "best", "tokenizer", run_lock.LOCK_FILE)
+
+
 def checkpoint_dirs(out: Path) -> list[tuple[int, Path]]:
     """Every visible ``checkpoints/step-N``, newest first (temp dirs of an interrupted save are hidden)."""
     found = [(int(p.name[5:]), p) for p in (out / "checkpoints").glob("step-*") if p.name[5:].isdigit()]
@@ -297,8 +324,16 @@ def find_resume_point(out: Path, resume: bool, overwrite: bool, say: Callable
         raise LangsampError("--resume and --overwrite exclude each other; pick one")
     if out.exists() and not out.is_dir():
         raise LangsampError(f"{out} is a file, not a directory; pick another --output-dir")
+    if resume and not out.exists():
+        raise LangsampError(f"{out}: no such run folder; nothing to --resume there (a typo?); pass the run's "
+                            "--output-dir, or leave out --resume to start a new run")
     if not (out.exists() and any(out.iterdir())):
         return None, None
+    run_lock.check_free(out)
+    if not resume and is_run_dir(out) and not is_marked_run(out):
+        raise LangsampError(f"{out} is not a pretraining run langsamp marked as its own (no run.json; it holds "
+                            f"{', '.join(sorted(p.name for p in out.iterdir())[:5])}); refusing to "
+                            f"{'--overwrite' if overwrite else 'start a run in'} it, pick another --output-dir")
     if not is_run_dir(out):
         if resume:
             raise LangsampError(f"{out} is not a pretraining run (no run.json, checkpoints or final model); "
@@ -394,20 +429,45 @@ def prepare_output_dir(out: Path, overwrite: bool, checkpoint: Path | None, conf
                        fingerprint: dict[str, Any], accelerator: Accelerator) -> Path | None:
     """Create, overwrite or tidy the output directory; returns the outermost directory this run made (the
     output directory, or a missing parent of it), None when it existed with content before."""
-    created = (first_missing_ancestor(out) or out) if overwrite or not (out.exists() and any(out.iterdir())) else None
+    from langsamp_cli.contamination.record import read_clean_record  # run.json: what the corpus was cleaned against
+
+    created = first_missing_ancestor(out) or (out if not any(out.iterdir()) else None)
     accelerator.wait_for_everyone()  # every rank has looked before rank 0 changes anything
     if accelerator.is_main_process:
-        if overwrite and out.exists():
-            shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
+        run_lock.acquire(out)  # before anything in it changes: a second process refuses here
+        if overwrite:
+            remove_run_entries(out)
         remove_leftovers(out, checkpoint)
         if checkpoint is None:
             forget_unfinished_attempt(out, config, fingerprint)
             # At once: a run killed before its first checkpoint (while training its tokenizer) stays restartable.
             atomic_write_json(out / "run.json", {"config": config.to_dict(), "world_size": accelerator.num_processes,
-                                                 "corpus_fingerprint": fingerprint})
+                                                 "corpus_fingerprint": fingerprint,
+                                                 "contamination": read_clean_record(config.corpus)})
     accelerator.wait_for_everyone()
     return created
+
+
+def remove_run_entries(out: Path) -> None:
+    """--overwrite: what a run wrote (RUN_ENTRIES, files ``run.json`` names, in ``checkpoints/`` only ``step-N``),
+    never a user's file."""
+    transfer = run_record(out).get("vocab_transfer")
+    listed = transfer.get("rows_file") if isinstance(transfer, dict) else None
+    named = [listed] if isinstance(listed, str) and listed not in ("", ".", "..") and Path(listed).name == listed else []
+    for name in [*named, *RUN_ENTRIES]:
+        if name == "checkpoints" and (out / name).is_dir() and not (out / name).is_symlink():
+            for path in [p for _, p in checkpoint_dirs(out)] + list((out / name).glob(".*")):
+                remove_path(path)
+            if not any((out / name).iterdir()):
+                (out / name).rmdir()
+        elif name != run_lock.LOCK_FILE:
+            remove_path(out / name)
+    kept = sorted(p.name for p in out.iterdir() if p.name not in RUN_ENTRIES and not p.name.startswith("."))
+    if kept:
+        from langsamp_cli.logs import get_logger
+
+        get_logger().info(f"note: --overwrite kept {', '.join(kept[:5])} in {out} (not written by langsamp)")
 
 
 def remove_path(path: Path) -> None:
@@ -466,8 +526,9 @@ def removed_on_error(out: Path, created: Path | None, accelerator: Accelerator) 
     and the parents of it that did not exist before."""
     try:
         yield
-    except Exception:
+    except BaseException:  # Ctrl-C during set-up too: nothing half-made stays behind
         if created is not None and accelerator.is_main_process:
+            run_lock.release(out)
             shutil.rmtree(created, ignore_errors=True)
         raise
 
@@ -548,10 +609,13 @@ def tokenizer_training_lines(corpus: Corpus, limit: int = TOKENIZER_TRAINING_LIN
 
 def prepare_tokenizer(config: PretrainConfig, corpus: Corpus, out: Path, checkpoint: Path | None,
                       accelerator: Accelerator, say: Callable) -> Any:
-    """The checkpoint's tokenizer; the model's (continued pretraining); a given one; or train one (rank 0)."""
+    """The checkpoint's tokenizer; a given one (``--tokenizer``: from scratch, or continuing with the model moved to
+    its vocabulary); the model's (continued pretraining); or train one (rank 0)."""
     from transformers import AutoTokenizer
 
-    source = checkpoint or (config.model if not config.is_from_scratch else config.tokenizer)
+    source = checkpoint or config.tokenizer or (config.model if not config.is_from_scratch else None)
+    if source is not None and source == config.model:
+        check_has_tokenizer(config.model, "continuing it needs its tokenizer")
     if source is None:
         target = out / "tokenizer"
         if accelerator.is_main_process and not (target / "tokenizer_config.json").exists():
@@ -559,7 +623,10 @@ def prepare_tokenizer(config: PretrainConfig, corpus: Corpus, out: Path, checkpo
 
             say(f"training a {config.vocab_size:,}-piece Unigram tokenizer on the corpus ...")
             with atomic_dir(target) as tmp:
-                train_unigram_tokenizer(tokenizer_training_lines(corpus), config.vocab_size, tmp)
+                trained = train_unigram_tokenizer(tokenizer_training_lines(corpus), config.vocab_size, tmp)
+            if len(trained) < config.vocab_size:
+                say(f"note: --vocab-size {config.vocab_size:,}: this corpus supports only {len(trained):,} pieces; "
+                    f"the tokenizer has {len(trained):,}")
         accelerator.wait_for_everyone()
         source = target
     try:
@@ -637,6 +704,8 @@ def prepare_model(config: PretrainConfig, tokenizer: Any, lang2id: dict[str, int
     else:
         torch.manual_seed(config.seed)
         model = build_model(config.model, lang2id, script2id, variant=config.variant)
+        if config.tokenizer:  # rows moved to the given tokenizer's vocabulary (pretrain/vocab_transfer.py)
+            model.vocab_transfer = move_to_tokenizer(model, config, tokenizer, say)
         if corpus is not None:  # rows of languages/scripts the initial model lacks (--init-new-languages)
             from langsamp_cli.pretrain.init_rows import corpus_scripts, initialise_from_checkpoint
 
@@ -649,6 +718,73 @@ def prepare_model(config: PretrainConfig, tokenizer: Any, lang2id: dict[str, int
     return model
 
 
+def move_to_tokenizer(model: torch.nn.Module, config: PretrainConfig, tokenizer: Any, say: Callable) -> Any:
+    """Resize the token rows of ``model`` from its own tokenizer's vocabulary to ``tokenizer``'s."""
+    from transformers import AutoTokenizer
+
+    from langsamp_cli.pretrain.vocab_transfer import transfer_vocabulary
+
+    check_has_tokenizer(config.model, "its pieces are matched with --tokenizer's by string")
+    try:
+        own = AutoTokenizer.from_pretrained(str(config.model))
+    except (OSError, ValueError) as err:
+        raise LangsampError(f"--model {config.model}: no tokenizer beside the weights ({str(err).splitlines()[0]}), "
+                            "so the rows of --tokenizer's pieces cannot be matched; use a model folder with its "
+                            "tokenizer files") from None
+    transfer = transfer_vocabulary(model.mlm, own, tokenizer, config.init_new_tokens or "random", config.seed,
+                                   tokenizer=str(config.tokenizer), model=str(config.model))
+    say(escape(transfer.line()), highlight=False)
+    return transfer
+
+
+def check_has_tokenizer(model: str, why: str) -> None:
+    """A local model folder without tokenizer files: one line (transformers would make up a 5-token one)."""
+    from langsamp_cli.model_source import TOKENIZER_VOCAB_FILES
+
+    path = Path(str(model)).expanduser()
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_VOCAB_FILES):
+        raise LangsampError(f"--model {model}: no tokenizer files in the folder ({why}); copy the tokenizer it was "
+                            "trained with into it (tokenizer.save_pretrained(folder)), or pass --from-scratch "
+                            "--tokenizer DIR to train from its config only")
+
+
+def record_vocab_transfer(out: Path, model: torch.nn.Module, accelerator: Accelerator) -> None:
+    """``vocab_transfer.tsv`` (every new row and what it was made from) and its summary in ``run.json``."""
+    from langsamp_cli.pretrain.vocab_transfer import SOURCES_FILE, write_sources
+
+    transfer = getattr(model, "vocab_transfer", None)
+    if transfer is None or isinstance(transfer, dict) or not accelerator.is_main_process:
+        return
+    write_sources(transfer, out / SOURCES_FILE)
+    record = run_record(out)
+    record["vocab_transfer"] = {**transfer.record(), "rows_file": SOURCES_FILE}
+    atomic_write_json(out / "run.json", record)
+
+
+def check_memory(config: PretrainConfig, tokenizer: Any, checkpoint: Path | None, accelerator: Accelerator) -> None:
+    """Refuse a model that surely cannot train in this machine's memory, before anything is built."""
+    from langsamp_cli.pretrain.memory import check_fits
+
+    model_config = training_model_config(config, tokenizer, checkpoint)
+    if model_config is not None:
+        check_fits(model_config, config.batch_size, config.max_seq_len, accelerator.device, str(config.model))
+
+
+def training_model_config(config: PretrainConfig, tokenizer: Any, checkpoint: Path | None) -> Any:
+    """The config of the model about to be built or loaded (None when it cannot be read without loading)."""
+    if checkpoint is None and config.is_from_scratch:
+        return from_scratch_config(config, tokenizer)
+    from transformers import AutoConfig
+
+    try:
+        model_config = AutoConfig.from_pretrained(str(checkpoint or config.model), local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    if checkpoint is None and config.tokenizer:  # continuing with --tokenizer: the table grows to its vocabulary
+        model_config.vocab_size = max(int(getattr(model_config, "vocab_size", 0) or 0), len(tokenizer))
+    return model_config
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -656,18 +792,14 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(model: torch.nn.Module, config: PretrainConfig, fused: bool = False) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, LayerNorm weights and the language/script tables.
+    """AdamW with the project's one weight-decay rule (``langsamp_cli.weight_decay``: not on biases, LayerNorm
+    weights and the language/script tables).
 
     ``fused`` (on CUDA): one kernel for the whole update instead of a loop over parameter tensors.
     """
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        skip = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name or "lang_embeddings" in name \
-            or "script_embeddings" in name
-        (no_decay if skip else decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    from langsamp_cli.weight_decay import weight_decay_groups
+
+    groups = weight_decay_groups(model.named_parameters(), config.weight_decay)
     return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps,
                              fused=fused or None)
 
@@ -731,6 +863,13 @@ def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor | No
     mask = batch["attention_mask"]
     moved["attention_mask"] = None if bool(mask.all()) else mask.to(device, non_blocking=non_blocking)
     return moved
+
+
+def check_finite_loss(loss: float, step: int, out: Path) -> None:
+    """A NaN/inf loss trains nothing but NaN weights from here on: stop, naming the step (checkpoints stay)."""
+    if not math.isfinite(loss):
+        raise LangsampError(f"{out}: the training loss is {loss} at step {step} (diverged); the checkpoints "
+                            "before it are intact: lower --lr or set --max-grad-norm, then --resume or --overwrite")
 
 
 def mean_over_ranks(step_losses: list[torch.Tensor], accelerator: Accelerator) -> float:

@@ -16,7 +16,7 @@ def requested_languages(value) -> tuple[list[str] | None, frozenset[str]]:
     A bare code (``uzb``, ``en``) gets its main script from ``parse_language_list``; the second set
     lets the data serve it in another script when that is all there is (``match_requested``).
     """
-    from langsamp_cli.languages import canonical_id, parse_language_list
+    from langsamp_cli.languages import canonical_id, names_a_file, parse_language_list
 
     if isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))
@@ -24,7 +24,7 @@ def requested_languages(value) -> tuple[list[str] | None, frozenset[str]]:
     if ids is None:
         return None, frozenset()
     path = Path(str(value))
-    if path.is_file():
+    if names_a_file(path):
         lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
         items = [line.split()[0] for line in lines if line]
     else:

@@ -13,6 +13,7 @@ from collections import Counter
 import torch
 from torch.utils.data import DataLoader
 
+from langsamp_cli.baselines import classification_baselines, majority_label
 from langsamp_cli.data.taxi1500 import LabelledTexts
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.finetune import Runtime
@@ -27,6 +28,7 @@ class ClassificationTask(HeadTask):
 
     def fit_labels(self, train: LabelledTexts, configured: list[str] | None = None) -> list[str]:
         """The label inventory: ``configured`` (task YAML) or the sorted training labels."""
+        self.majority = majority_label(train.labels)
         return self.set_labels(train.labels, train.source, configured)
 
     # -------------------------------------------------------------- data
@@ -64,7 +66,9 @@ class ClassificationTask(HeadTask):
         """Metrics on the rows with known labels, and the record's extra (counts, notes)."""
         data = self.known_only(data)
         predicted = self.predict(model, tokenizer, data.texts, runtime, progress)
-        return classification_metrics(data.labels, predicted), {"n": len(data), "source": data.source, **data.notes}
+        baselines = classification_baselines(data.labels, self.majority, self.labels)
+        return classification_metrics(data.labels, predicted), {"n": len(data), "source": data.source, **data.notes,
+                                                                 "baselines": baselines}
 
 
 class _Collator:

@@ -26,6 +26,7 @@ class HeadTask:
         self.max_length = int(max_length)
         self.eval_batch_size = int(eval_batch_size)
         self.labels: list[str] = []
+        self.majority: str | None = None  # the most frequent training label (the baseline predicts it)
 
     def set_labels(self, found: Iterable[str], source: str, configured: list[str] | None = None) -> list[str]:
         """The label inventory: ``configured`` (task YAML) or the sorted labels ``found`` in training data."""

@@ -29,6 +29,8 @@ class TaskSpec:
     inputs: tuple[str, ...] = ()  # optional data inputs this task's command takes (settings fields such as
     #                               bible, bible_dir, train_file); their flags appear only on its command
     files: Callable[[Path], dict] | None = None  # transfer: data folder -> language -> split -> file
+    runner: Callable[..., object] | None = None  # retrieval: runs the task itself from its typed settings
+    #   (f(settings, scoring, **run options) -> RetrievalRunResult); None: the English-centric runner over `data`
     # Every other setting (metric, labels, lr, ...) lives in task_configs/<name>.yaml, not here.
 
     @property
@@ -63,6 +65,12 @@ def _sib200_files(folder: Path) -> dict:
     return discover_sib200(folder)[0]
 
 
+def _all_pairs(*args, **kwargs):
+    from langsamp_cli.tasks.all_pairs import run_all_pairs
+
+    return run_all_pairs(*args, **kwargs)
+
+
 def _taxi1500_files(folder: Path) -> dict:
     from langsamp_cli.data.taxi1500 import discover_taxi1500
 
@@ -75,10 +83,12 @@ _BIBLES = ("bible", "bible_dir")
 _TASKS = (  # in report order
     TaskSpec("sr-b", "retrieval", "SR-B", f"{_RETRIEVAL}:plan_sr_b", inputs=(*_BIBLES, "english_bible")),
     TaskSpec("sr-t", "retrieval", "SR-T", f"{_RETRIEVAL}:plan_sr_t"),
+    TaskSpec("sr-pairs", "retrieval", "SR-pairs", inputs=("pivots", "split", "store_dtype"), runner=_all_pairs),
     TaskSpec("taxi1500", "classification", "Taxi1500", f"{_INPUTS}:taxi1500_data", _BIBLES, _taxi1500_files),
     TaskSpec("sib200", "classification", "SIB200", f"{_INPUTS}:sib200_data", files=_sib200_files),
     TaskSpec("ner", "tagging", "NER", f"{_INPUTS}:ner_data", ("train_file", "dev_file"), _ner_files),
-    TaskSpec("pos", "tagging", "POS", f"{_INPUTS}:pos_data", ("train_file", "dev_file"), _pos_files),
+    TaskSpec("pos", "tagging", "POS", f"{_INPUTS}:pos_data", ("train_file", "dev_file", "ud_preparation"),
+             _pos_files),
 )
 REGISTRY: Mapping[str, TaskSpec] = MappingProxyType({spec.name: spec for spec in _TASKS})
 SAMPLE_TASK = "sr-t"  # the task of the bundled sample data (langsamp_cli/samples/<name>)

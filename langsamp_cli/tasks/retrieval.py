@@ -3,6 +3,7 @@
 Per language: encode both sides with the layer-k mean-pooled encoder, L2-normalise, put the
 target-language sentences in a faiss ``IndexFlatL2`` and search it with the English sentences;
 query i is correct at k when target i is among its k nearest. Headline metric: acc@10.
+``--scoring margin|csls`` ranks the targets by another score instead (:mod:`langsamp_cli.tasks.scoring`).
 
 The runner goes one language at a time (memory does not grow with the number of languages),
 records every language that cannot be scored with its reason, and leaves finished languages
@@ -17,13 +18,18 @@ import re
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 from rich.console import Console
 
+from langsamp_cli.baselines import retrieval_chance
 from langsamp_cli.data.parallel import ParallelPairs
 from langsamp_cli.errors import LangsampError
+
+if TYPE_CHECKING:
+    from langsamp_cli.tasks.scoring import Scoring
 
 KS = (1, 5, 10)
 HEADLINE_METRIC = "acc@10"
@@ -69,7 +75,7 @@ class RunSummary:
 
 
 def run_retrieval(plan: RetrievalPlan, encoder, store, selected: list[str], console: Console | None = None,
-                  progress: bool = False, ks: Sequence[int] = KS) -> RunSummary:
+                  progress: bool = False, ks: Sequence[int] = KS, scoring: Scoring | None = None) -> RunSummary:
     """Score every selected language into ``store`` (a ResultStore); never stops half way on bad data."""
     console = console or Console(stderr=True)
     summary = RunSummary()
@@ -84,12 +90,13 @@ def run_retrieval(plan: RetrievalPlan, encoder, store, selected: list[str], cons
             summary.skipped[name] = str(err)
             console.print(f"[yellow]skipped[/] {name}: {err}", highlight=False, soft_wrap=True)
             continue
-        metrics = score_pairs(pairs, encoder, progress, ks)
-        store.write(name, n=len(pairs), metrics=metrics, extra=pairs.record_extra())
+        metrics = score_pairs(pairs, encoder, progress, ks, scoring)
+        chance = retrieval_chance(len(pairs), ks)
+        store.write(name, n=len(pairs), metrics=metrics, extra=pairs.record_extra(), baselines=chance)
         summary.scored.append(name)
         release_free_memory()
-        console.print(f"{name}: n={len(pairs)} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-                      highlight=False)
+        console.print(f"{name}: n={len(pairs)} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+                      + f" (chance acc@k = k/{len(pairs)})", highlight=False)
         if pairs.dropped_empty:
             console.print(f"[yellow]warning[/] {name}: {pairs.dropped_empty} pair(s) with an empty side left out "
                           f"({' / '.join(pairs.sources)}); recorded as dropped_empty", highlight=False, soft_wrap=True)
@@ -98,7 +105,7 @@ def run_retrieval(plan: RetrievalPlan, encoder, store, selected: list[str], cons
 
 def run_retrieval_layers(plan: RetrievalPlan, encoder, stores: dict[int, object], selected: list[str],
                          console: Console | None = None, progress: bool = False,
-                         ks: Sequence[int] = KS) -> dict[int, RunSummary]:
+                         ks: Sequence[int] = KS, scoring: Scoring | None = None) -> dict[int, RunSummary]:
     """``run_retrieval`` for several layers at once: ``stores[k]`` receives layer k's scores.
 
     Each language is read once and encoded once (``encoder.encode_layers``: one forward pass keeps
@@ -121,9 +128,10 @@ def run_retrieval_layers(plan: RetrievalPlan, encoder, stores: dict[int, object]
                 summaries[k].skipped[name] = str(err)
             console.print(f"[yellow]skipped[/] {name}: {err}", highlight=False, soft_wrap=True)
             continue
-        scores = score_pairs_layers(pairs, encoder, todo, progress, ks)
+        scores = score_pairs_layers(pairs, encoder, todo, progress, ks, scoring)
         for k in todo:
-            stores[k].write(name, n=len(pairs), metrics=scores[k], extra=pairs.record_extra())
+            stores[k].write(name, n=len(pairs), metrics=scores[k], extra=pairs.record_extra(),
+                            baselines=retrieval_chance(len(pairs), ks))
             summaries[k].scored.append(name)
         release_free_memory()
         headline = HEADLINE_METRIC if HEADLINE_METRIC in scores[todo[0]] else next(iter(scores[todo[0]]))
@@ -133,11 +141,22 @@ def run_retrieval_layers(plan: RetrievalPlan, encoder, stores: dict[int, object]
 
 
 def score_pairs_layers(pairs: ParallelPairs, encoder, layers: Sequence[int], progress: bool = False,
-                       ks: Sequence[int] = KS) -> dict[int, dict[str, float]]:
+                       ks: Sequence[int] = KS, scoring: Scoring | None = None) -> dict[int, dict[str, float]]:
     """{layer: acc@k} from one encoding of each side (every layer from the same forward pass)."""
     english = encoder.encode_layers(pairs.english, layers, progress=progress, remember=True)
     target = encoder.encode_layers(pairs.target, layers, progress=progress)
-    return {k: retrieval_accuracy(target[k], english[k], ks) for k in layers}
+    return {k: english_query_accuracy(target[k], english[k], ks, scoring) for k in layers}
+
+
+def english_query_accuracy(target: np.ndarray, english: np.ndarray, ks: Sequence[int] = KS,
+                           scoring: Scoring | None = None) -> dict[str, float]:
+    """acc@k of English queries searching the target sentences: cosine through faiss (the official
+    computation, unchanged), margin / CSLS through :mod:`langsamp_cli.tasks.scoring`."""
+    if scoring is None or scoring.is_cosine:
+        return retrieval_accuracy(target, english, ks)
+    from langsamp_cli.tasks.scoring import pair_accuracy  # torch: only when margin / CSLS is asked for
+
+    return pair_accuracy(english, target, scoring, ks)
 
 
 def release_free_memory() -> None:
@@ -162,13 +181,18 @@ _LIBC: ctypes.CDLL | bool | None = None
 def _load(plan: RetrievalPlan, name: str) -> ParallelPairs:
     if name in plan.problems:
         raise LangsampError(plan.problems[name])
-    return plan.units[name].load()
+    pairs = plan.units[name].load()
+    if len(pairs) == 1:  # 100% by construction: it would count like a real score in every group mean
+        raise LangsampError("only 1 sentence pair: retrieval among a single candidate is always right and says "
+                            "nothing; add pairs to score it")
+    return pairs
 
 
-def score_pairs(pairs: ParallelPairs, encoder, progress: bool = False, ks: Sequence[int] = KS) -> dict[str, float]:
+def score_pairs(pairs: ParallelPairs, encoder, progress: bool = False, ks: Sequence[int] = KS,
+                scoring: Scoring | None = None) -> dict[str, float]:
     english = encoder.encode(pairs.english, progress=progress, remember=True)
     target = encoder.encode(pairs.target, progress=progress)
-    return retrieval_accuracy(target, english, ks)
+    return english_query_accuracy(target, english, ks, scoring)
 
 
 # ---------------------------------------------------------------------------- plans (data -> units)

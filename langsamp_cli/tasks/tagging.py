@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
+from langsamp_cli.baselines import majority_label, tagging_baselines
 from langsamp_cli.data.conll import TaggedSentences
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.finetune import Runtime
@@ -69,6 +70,7 @@ class TaggingTask(HeadTask):
 
     def fit_labels(self, train: TaggedSentences, configured: list[str] | None = None) -> list[str]:
         """The tag inventory: ``configured`` (task YAML) or the sorted training tags."""
+        self.majority = majority_label(tag for tags in train.tags for tag in tags)
         return self.set_labels((tag for tags in train.tags for tag in tags), train.source, configured)
 
     # -------------------------------------------------------------- encoding
@@ -132,7 +134,8 @@ class TaggingTask(HeadTask):
             gold.append(list(tags[part.words]))
         known = set(self.labels)
         unknown = Counter(tag for tags in gold for tag in tags if tag not in known)
-        extra = {"n": len(data), "tokens": data.n_tokens, "source": data.source, **data.notes}
+        extra = {"n": len(data), "tokens": data.n_tokens, "source": data.source, **data.notes,
+                 "baselines": tagging_baselines(gold, self.majority)}
         if len(parts) > len(data):
             extra["split_sentences"] = sum(1 for before, part in zip(parts, parts[1:])
                                            if before.start == 0 and part.start > 0)

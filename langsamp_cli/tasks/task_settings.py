@@ -51,7 +51,8 @@ class RetrievalSettings(TaskSettings):
     english_bible: str | None = setting("English whole Bible (e.g. eng_Latn.KJV.tsv), the query side for --bible "
                                         "/ --bible-dir.", path=True, optional_input=True)
     pairs: int = setting("At most N pairs per language, the first N (with whole Bibles: the first N verse ids "
-                         "both share).", positive=True)
+                         "both share; sr-pairs: the first N sentence ids every language shares).",
+                         positive=True)
     layer: int = setting("hidden_states index: 0 = embeddings, 8 = output of block 8.", non_negative=True)
     layers: str | None = setting("Score several layers from one forward pass: 'all' (0..depth) or a comma list "
                                  "such as 4,6,8. The task's layer is filed as usual, layer k under task "
@@ -64,6 +65,19 @@ class RetrievalSettings(TaskSettings):
     dtype: Literal["float32", "auto", "bfloat16", "float16"] = setting(
         "float32 matches the official numbers; auto, bfloat16, float16 (CUDA only).")
     top_k: list[int] = setting("The k of every acc@k recorded.", cli=False, positive=True)
+    scoring: Literal["cosine", "margin", "csls"] = setting(
+        "How queries rank candidates: cosine (the paper's), margin (ratio margin, Artetxe & Schwenk 2019) or csls "
+        "(Conneau et al. 2018). Non-cosine results are filed under task '<task>@<scoring>'.")
+    margin_k: int = setting("Neighbours averaged by --scoring margin.", positive=True)
+    csls_k: int = setting("Neighbours averaged by --scoring csls.", positive=True)
+    pivots: str | list[str] | None = setting("sr-pairs: only these languages are queries (comma list or file); "
+                                             "every language stays a target (default: all are queries).",
+                                             optional_input=True)
+    split: Literal["train", "dev", "test"] | None = setting("sr-pairs on SIB-200/FLORES folders: only this split's "
+                                                           "sentences (default: every split).", optional_input=True)
+    store_dtype: Literal["float32", "float16"] | None = setting(
+        "sr-pairs: keep every language's vectors as float32 or float16 (half the memory; scores still float32).",
+        optional_input=True)
     no_cache: bool = setting("Neither read nor write the embedding cache.", "--no-cache", default=False,
                              run_only=True)
     cache_dir: str | None = setting("Embedding cache (default $LANGSAMP_CACHE or ~/.cache/langsamp/embeddings).",
@@ -117,6 +131,10 @@ class TaggingSettings(TransferSettings):
     dev_file: str | None = setting("Source dev file instead of the source language's dev split.", path=True,
                                    optional_input=True)
     entity_types: list[str] | None = setting("Entity types kept (others become O).", cli=False)
+    ud_preparation: Literal["glot500", "syntactic"] | None = setting(
+        "How CoNLL-U treebanks become words: glot500 (the paper's data: multi-word tokens as one surface word, "
+        "every treebank of a language, no spaces/ZWNJ inside words) or syntactic (UD words, first treebank).",
+        optional_input=True)
 
 
 SETTINGS_BY_TYPE: dict[str, type[TaskSettings]] = {

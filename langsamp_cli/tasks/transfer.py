@@ -30,6 +30,7 @@ from typing import Any
 
 from rich.console import Console
 
+from langsamp_cli.baselines import floor
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.finetune import Runtime, TrainOutcome, TrainSettings, finetune, set_seed
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json
@@ -131,7 +132,8 @@ def _subset(data, keep: list[int], note: dict):
         return [values[i] for i in keep] if values else values
 
     return replace(data, tokens=pick(data.tokens), tags=pick(data.tags), lines=pick(data.lines),
-                   tag_lines=pick(data.tag_lines), notes={**data.notes, **note})
+                   tag_lines=pick(data.tag_lines), sentence_sources=pick(data.sentence_sources),
+                   notes={**data.notes, **note})
 
 
 def train_settings(settings: dict, seed: int) -> TrainSettings:
@@ -165,6 +167,9 @@ class TransferRunner:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
+            from langsamp_cli.model_source import require_tokenizer
+
+            require_tokenizer(self.settings["model"])
             with _loading(self.settings["model"]):
                 self._tokenizer = AutoTokenizer.from_pretrained(self.settings["model"])
         return self._tokenizer
@@ -219,10 +224,13 @@ class TransferRunner:
             summary.skipped[(seed, lang)] = str(err)
             self.console.print(f"[yellow]skipped[/] seed {seed} {lang}: {err}", highlight=False, soft_wrap=True)
             return
-        n = extra.pop("n")
-        store.write(lang, n=n, metrics=metrics, extra={**extra, "seed": seed, "training": training})
+        n, baselines = extra.pop("n"), extra.pop("baselines", None)
+        store.write(lang, n=n, metrics=metrics, extra={**extra, "seed": seed, "training": training},
+                    baselines=baselines)
         summary.scored.append((seed, lang))
-        scores = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        floors = floor(baselines)
+        scores = " ".join(f"{k}={v:.4f}" + (f" (baseline {floors[k]:.4f})" if k in floors else "")
+                          for k, v in metrics.items())
         coverage = extra.get("bible_join")
         covered = f" (covers {coverage['covered']}/{coverage['test_verses']} test verses)" if coverage else ""
         self.console.print(f"seed {seed} {lang}: n={n} {scores}{covered}", highlight=False)
@@ -244,7 +252,7 @@ class TransferRunner:
         model, outcome = self._train(seed, train, dev)
         training = {**self._training_record(train, dev), **outcome.record()}
         if self.settings.get("keep_model", True):
-            _save_model(model, cached, key, training)
+            _save_model(model, self.tokenizer, cached, key, training)
         summary.trained_seeds.append(seed)
         return model, training
 
@@ -285,7 +293,8 @@ class TransferRunner:
             "samples": [train.notes.get("sample"), dev.notes.get("sample")],
             "train": {k: self.settings.get(k) for k in TRAIN_KEYS},
             "mixed_precision": self.runtime.mixed_precision,
-            **{k: self.settings.get(k) for k in ("entity_types",) if self.settings.get(k) is not None},
+            **{k: self.settings.get(k) for k in ("entity_types", "ud_preparation")
+               if self.settings.get(k) is not None},
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -333,9 +342,11 @@ def _load_cached(path: Path, key: str) -> dict | None:
     return record.get("training") if record.get("key") == key else None
 
 
-def _save_model(model, path: Path, key: str, training: dict) -> None:
+def _save_model(model, tokenizer, path: Path, key: str, training: dict) -> None:
+    """The fine-tuned model with its tokenizer, so the folder loads (and can be evaluated) on its own."""
     with atomic_dir(path) as tmp:
         model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / "finetune.json", {"key": key, "training": training})
 
 

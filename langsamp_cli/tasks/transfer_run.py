@@ -111,11 +111,22 @@ def run_transfer(task: str, flags: dict[str, Any], *, config: Path | None = None
 
 def _check_model(settings: dict, explicit_max_length: bool) -> None:
     """After the cheap checks (flags, data, languages), before any model loads: is the model there, what fits it."""
-    from langsamp_cli.model_source import resolve_model
+    from langsamp_cli.model_source import require_tokenizer, resolve_model
     from langsamp_cli.tasks import fit_max_length
 
+    _check_scheduler(settings.get("scheduler"))
     settings["model"] = resolve_model(str(settings["model"]))
+    require_tokenizer(settings["model"])
     fit_max_length(settings, Console(stderr=True, emoji=False), explicit=explicit_max_length)
+
+
+def _check_scheduler(name: str | None) -> None:
+    """A schedule transformers does not know is refused before the model loads, not after."""
+    from transformers import SchedulerType
+
+    known = [kind.value for kind in SchedulerType]
+    if name is not None and name not in known:
+        raise LangsampError(f"--scheduler {name!r}: not a transformers schedule; use one of {', '.join(known)}")
 
 
 def unit_scores(run_dir: Path, languages: list[str], metric: str) -> tuple[dict[str, float], dict[str, str]]:
