@@ -67,7 +67,7 @@ def describe_os_error(err: OSError) -> str:
     extra = ""
     if err.errno in (errno.ENOSPC, errno.EDQUOT) and where is not None:
         free = free_bytes(Path(os.fsdecode(where)))
-        extra = f" ({_size(free)} free there)" if free is not None else ""
+        extra = f" ({size_text(free)} free there)" if free is not None else ""
     return f"{where_text}{what} ({code}){extra}; {fix}"
 
 
@@ -86,7 +86,7 @@ def _shorten(path: str, limit: int = 200) -> str:
     return path if len(path) <= limit else f"{path[:limit // 2]}...{path[-limit // 2:]} ({len(path):,} characters)"
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024:
             return f"{n:,.0f} {unit}"

@@ -174,6 +174,9 @@ def finetune(
         task = bars.add_task(label, total=len(train_loader) * settings.epochs)
         for epoch in range(1, settings.epochs + 1):
             loss = _train_epoch(model, train_loader, step, runtime, bars, task, outcome)
+            if not math.isfinite(loss):  # the weights are NaN from here on: every later score would be noise
+                raise LangsampError(f"{label}: the training loss is {loss} in epoch {epoch} (diverged); lower --lr, "
+                                    "or use --mixed-precision no if it happened in half precision")
             score = _score(model, dev_score, runtime)
             outcome.epochs_run = epoch
             outcome.history.append({"epoch": epoch, "train_loss": loss, "dev_score": score})

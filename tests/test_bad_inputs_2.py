@@ -528,6 +528,32 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one(corpus_dir: Path, smal
     assert (out / "final" / "model.safetensors").is_file()
 
 
+def test_a_checkpoint_that_cannot_fit_is_refused_with_the_space_needed(corpus_dir: Path, small_arch: Path,
+                                                                        tiny_model_dir: Path, tmp_path: Path,
+                                                                        monkeypatch, capsys) -> None:
+    import langsamp_cli.failures as failures
+    import langsamp_cli.pretrain.trainer as trainer
+
+    real_free = failures.free_bytes
+    out = tmp_path / "run"
+
+    def little_space_after_the_first_checkpoint(path):
+        return 5_000 if (out / "checkpoints" / "step-1").is_dir() else real_free(path)
+
+    monkeypatch.setattr(failures, "free_bytes", little_space_after_the_first_checkpoint)
+    code, lines, err = run_cli(_run_args(corpus_dir, small_arch, tiny_model_dir, out), capsys)
+    step1 = sum(p.stat().st_size for p in (out / "checkpoints" / "step-1").rglob("*") if p.is_file())
+    assert code == 2 and "Traceback" not in err
+    assert re.search(r"checkpoints: a checkpoint needs about [\d,.]+ KB but only 5 KB are free there; .*--resume",
+                     lines[-1]), lines[-1]
+    assert f"{step1 / 1024:,.0f} KB" in lines[-1]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-1"]
+    assert trainer.checkpoint_problem(out / "checkpoints" / "step-1") is None
+    monkeypatch.setattr(failures, "free_bytes", real_free)
+    code, lines, _ = run_cli(_run_args(corpus_dir, small_arch, tiny_model_dir, out, "--resume"), capsys)
+    assert code == 0, lines
+
+
 def test_a_diverged_loss_stops_the_run_naming_the_step(corpus_dir: Path, small_arch: Path, tiny_model_dir: Path,
                                                        tmp_path: Path, monkeypatch, capsys) -> None:
     import langsamp_cli.pretrain.trainer as trainer

@@ -76,3 +76,25 @@ def test_fine_tuning_uses_the_same_rule() -> None:
     decayed, plain = weight_decay_groups(Head().named_parameters(), 0.01)
     assert [p.shape for p in decayed["params"]] == [torch.Size([4, 4])] and len(plain["params"]) == 3
     assert decays("classifier.out_proj.weight") and not decays("classifier.out_proj.bias")
+
+
+def test_a_diverged_fine_tuning_loss_is_an_error_naming_the_run() -> None:
+    import torch
+
+    from langsamp_cli.errors import LangsampError
+    from langsamp_cli.finetune import Runtime, TrainSettings, finetune
+
+    class Diverged(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(2, 2))
+
+        def forward(self, x: torch.Tensor):
+            return type("Out", (), {"loss": (self.weight * x.sum()).sum() * float("nan")})()
+
+    loader = torch.utils.data.DataLoader([{"x": torch.ones(2)} for _ in range(4)], batch_size=2)
+    settings = TrainSettings(lr=1e-3, epochs=2, batch_size=2, grad_accum=1, seed=1, weight_decay=0.0,
+                             adam_epsilon=1e-8, max_grad_norm=1.0, scheduler="linear", warmup_ratio=0.0)
+    with pytest.raises(LangsampError, match="sib200/eng_Latn seed 1: the training loss is nan in epoch 1"):
+        finetune(Diverged(), loader, lambda model: 0.0, settings, Runtime("cpu", "no"),
+                 label="sib200/eng_Latn seed 1")

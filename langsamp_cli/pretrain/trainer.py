@@ -998,6 +998,7 @@ def save_training_checkpoint(out: Path, model: torch.nn.Module, tokenizer: Any, 
     if accelerator.is_main_process:
         from langsamp_cli.model import save_checkpoint
 
+        check_checkpoint_space(out, accelerator.unwrap_model(model))
         target = out / "checkpoints" / f"step-{state.step}"
         with atomic_dir(target) as tmp:
             save_checkpoint(accelerator.unwrap_model(model), tokenizer, tmp)
@@ -1009,6 +1010,27 @@ def save_training_checkpoint(out: Path, model: torch.nn.Module, tokenizer: Any, 
             write_manifest(tmp)  # last: a checkpoint whose files do not match it is damaged
         prune_checkpoints(out / "checkpoints", config.keep_last)
     accelerator.wait_for_everyone()
+
+
+def checkpoint_bytes(out: Path, model: torch.nn.Module) -> int:
+    """Roughly what one more checkpoint takes: the newest one's size, or else the weights and AdamW's two
+    moments (three copies of the parameters)."""
+    newest = checkpoint_dirs(out)
+    if newest:
+        return sum(path.stat().st_size for path in newest[0][1].rglob("*") if path.is_file())
+    return 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def check_checkpoint_space(out: Path, model: torch.nn.Module) -> None:
+    """Refuse to start a checkpoint that cannot fit: one line with the space needed and free; nothing is written,
+    so the previous checkpoint stays the newest intact one."""
+    from langsamp_cli.failures import free_bytes, size_text
+
+    needed, free = checkpoint_bytes(out, model), free_bytes(out)
+    if free is not None and free < needed:
+        raise LangsampError(f"{out / 'checkpoints'}: a checkpoint needs about {size_text(needed)} but only {size_text(free)} "
+                            "are free there; free some space (or lower --keep-last) and rerun with --resume: the "
+                            "previous checkpoint is intact")
 
 
 def prune_checkpoints(directory: Path, keep_last: int) -> None:

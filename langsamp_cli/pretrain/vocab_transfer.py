@@ -80,10 +80,10 @@ class VocabTransfer:
     def line(self) -> str:
         made = ", ".join(f"{count:,} by {method}" for method, count in self.initialised.items()) or "none"
         moved = self.kept - self.kept_same_id
-        how = "all at their old ids (a strict extension)" if moved == 0 else \
+        how = "all at their old ids: a strict extension" if moved == 0 else \
             f"{self.kept_same_id:,} at their old ids, {moved:,} moved to the piece's new id"
-        return (f"vocabulary {self.old_size:,} -> {self.new_size:,} pieces: kept {self.kept:,} trained rows "
-                f"({how}); initialised {len(self.new_rows):,} new rows ({made})")
+        return (f"vocabulary {self.old_size:,} -> {self.new_size:,} pieces: kept {self.kept:,} trained rows, "
+                f"{how}; initialised {len(self.new_rows):,} new rows ({made})")
 
 
 def check_compatible(old: Any, new: Any, model: str, tokenizer: str, old_vocab: dict[str, int] | None = None,
