@@ -2,8 +2,8 @@
 
 Both sides run the real retrieval runner on the same sentences with the same encoder settings:
 
-- single: ``SentenceEncoder(layer=D)`` + ``run_retrieval`` (one result set, layer D = the model depth),
-- all:    ``SentenceEncoder(layer=D)`` + ``run_retrieval_layers`` over layers 0..D (D + 1 result sets:
+- single: ``SentenceEncoder(layer=D)`` + ``run_retrieval`` with one store (layer D = the model depth),
+- all:    ``SentenceEncoder(layer=D)`` + ``run_retrieval`` over layers 0..D (D + 1 result sets:
           one forward pass per batch, every hidden state mean-pooled, faiss scoring per layer, unit files).
 
 Model: a small XLM-R-shaped encoder built locally (random weights; tokenizer trained on the benchmark
@@ -34,12 +34,12 @@ from _common import REPO, RESULTS, Timer, silence_transformers, write_json  # fi
 from langsamp_cli.data.parallel import ParallelPairs  # noqa: E402
 from langsamp_cli.encode import SentenceEncoder  # noqa: E402
 from langsamp_cli.results import ResultStore, layer_task_name  # noqa: E402
+from langsamp_cli.data.tatoeba import discover_tatoeba  # noqa: E402
 from langsamp_cli.tasks.retrieval import (  # noqa: E402
     RetrievalPlan,
     RetrievalUnit,
-    plan_sr_t,
+    plan_from_pair_files,
     run_retrieval,
-    run_retrieval_layers,
 )
 from langsamp_cli.tiny import build_tiny_model  # noqa: E402
 
@@ -56,7 +56,7 @@ class _Quiet:
 
 def benchmark_pairs(n_generated: int, n_pairs: int) -> list[ParallelPairs]:
     """The bundled SR-T sample languages plus ``n_generated`` generated ones (``n_pairs`` pairs each)."""
-    plan = plan_sr_t(SAMPLE_DIR, None)
+    plan = plan_from_pair_files(*discover_tatoeba(SAMPLE_DIR), None, str(SAMPLE_DIR))
     pairs = [plan.units[name].load() for name in sorted(plan.units)]
     rng = random.Random(0)
     words = [f"w{i}" for i in range(2000)]
@@ -84,7 +84,7 @@ def run_single(model_dir: Path, depth: int, pairs: list[ParallelPairs], out: Pat
     store = ResultStore(out, "bench", str(model_dir), None, {"layer": depth}, "acc@10", overwrite=True)
     names = [p.lang_script for p in pairs]
     with Timer() as timer:
-        run_retrieval(plan_of(pairs), encoder, store, names, console=_Quiet())
+        run_retrieval(plan_of(pairs), encoder, {depth: store}, names, console=_Quiet())
     return timer.as_dict(), {u: _unit_metrics(store, u) for u in names}
 
 
@@ -95,7 +95,7 @@ def run_all(model_dir: Path, depth: int, pairs: list[ParallelPairs], out: Path,
                              overwrite=True) for k in range(depth + 1)}
     names = [p.lang_script for p in pairs]
     with Timer() as timer:
-        run_retrieval_layers(plan_of(pairs), encoder, stores, names, console=_Quiet())
+        run_retrieval(plan_of(pairs), encoder, stores, names, console=_Quiet())
     return timer.as_dict(), {u: _unit_metrics(stores[depth], u) for u in names}
 
 

@@ -98,7 +98,7 @@ class Run:
 
 
 def build_tokenizer(workdir: Path, corpus: Any) -> Any:
-    from langsamp_cli.pretrain.trainer import tokenizer_training_lines
+    from langsamp_cli.pretrain.model_setup import tokenizer_training_lines
     from langsamp_cli.tokenizer import train_unigram_tokenizer
 
     return train_unigram_tokenizer(tokenizer_training_lines(corpus, limit=20_000), 4000, workdir / "tokenizer")
@@ -309,7 +309,7 @@ def benchmark(setting: Setting, tokenizer: Any, corpus: Any, run: Run, peak_tflo
               workdir: Path) -> dict[str, Any]:
     from langsamp_cli.pretrain.collate import MLMCollator
     from langsamp_cli.pretrain.corpus import ChunkSampler
-    from langsamp_cli.pretrain.trainer import corpus_maps
+    from langsamp_cli.pretrain.model_setup import corpus_maps
 
     lang2id, script2id = corpus_maps(corpus)
     ours_model, plain_model = build_models(setting, tokenizer, lang2id, script2id)

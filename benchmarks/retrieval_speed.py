@@ -64,12 +64,13 @@ from _common import (  # first: it puts this checkout on sys.path
     write_json,
 )
 from langsamp_cli.data.parallel import ParallelPairs
+from langsamp_cli.data.tatoeba import discover_tatoeba
 from langsamp_cli.encode import SentenceEncoder
 from langsamp_cli.tasks.retrieval import (
     RetrievalPlan,
     RetrievalUnit,
+    plan_from_pair_files,
     plan_sr_b_bibles,
-    plan_sr_t,
     release_free_memory,
     run_retrieval,
     score_pairs,
@@ -84,7 +85,8 @@ LAYER = 8
 def load_task_data(task: str, n_languages: int, n_pairs: int) -> list[ParallelPairs]:
     """Real shared data when present (SR-T: LASER Tatoeba; SR-B: KJV x christos-c), else generated."""
     if task == "sr-t" and (SHARED / "tatoeba" / "v1").is_dir():
-        plan = plan_sr_t(SHARED / "tatoeba" / "v1", None)
+        tatoeba = SHARED / "tatoeba" / "v1"
+        plan = plan_from_pair_files(*discover_tatoeba(tatoeba), None, str(tatoeba))
     elif task == "sr-b" and (SHARED / "bible" / "christos-c").is_dir():
         plan = plan_sr_b_bibles(SHARED / "bible" / "christos-c", SHARED / "bible" / "sword" / "eng_Latn.KJV.tsv",
                                 None, n_pairs)
@@ -168,7 +170,7 @@ def _official_loop(model_dir: Path, data: list[ParallelPairs], batch_size: int) 
 def run_ours(model_dir: Path, data: list[ParallelPairs], batch_size: int, cache_dir: Path) -> tuple[Timer, dict, int]:
     with Timer() as timer:
         encoder = SentenceEncoder(str(model_dir), layer=LAYER, batch_size=batch_size, cache_dir=cache_dir)
-        scores = {pairs.lang_script: score_pairs(pairs, encoder) for pairs in data}
+        scores = {pairs.lang_script: score_pairs(pairs, encoder, [LAYER])[LAYER] for pairs in data}
     return timer, scores, encoder.sentences_encoded
 
 
@@ -241,7 +243,7 @@ def memory_child(model_dir: Path, n_languages: int, n_pairs: int, batch_size: in
     before = current_rss_mib()
     tracemalloc.start()
     store = _MemoryStore()
-    run_retrieval(plan, encoder, store, plan.names(), console=Console(file=open(os.devnull, "w")))
+    run_retrieval(plan, encoder, {LAYER: store}, plan.names(), console=Console(file=open(os.devnull, "w")))
     _, heap_peak = tracemalloc.get_traced_memory()
     after = current_rss_mib()
     print(json.dumps({"languages": len(store.records), "sentences": 2 * sum(len(p) for p in data.values()),
@@ -337,7 +339,7 @@ def time_ours(model_dir: Path, data: list[ParallelPairs], batch_size: int, devic
         encoder.sentences_encoded = 0
         synchronize(device)
         with Timer() as timer:
-            scores = {pairs.lang_script: score_pairs(pairs, encoder) for pairs in data}
+            scores = {pairs.lang_script: score_pairs(pairs, encoder, [LAYER])[LAYER] for pairs in data}
             synchronize(device)
         peak = memory.peak_mib()
     tokens = sum(len(ids) for pairs in data for ids in encoder.tokenize(pairs.target + pairs.english))

@@ -31,13 +31,18 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.protocol import PAPER_LAYER
 from langsamp_cli.io_utils import atomic_write_bytes, cache_root
+from langsamp_cli.model import load_config
+from langsamp_cli.protocol import PAPER_LAYER
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 POOLING_MEAN = "mean"
 MIN_ROW_FILL = 0.75  # a batch's rows are at least this share of its longest row (see token_budget_batches)
@@ -168,15 +173,6 @@ def _load_tokenizer(model: str):
         raise LangsampError(f"cannot load a tokenizer from --model {model!r}: {err}".splitlines()[0]) from err
 
 
-def _load_config(model: str):
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(model)
-    except (OSError, ValueError) as err:
-        raise LangsampError(f"cannot load a model config from --model {model!r}: {err}".splitlines()[0]) from err
-
-
 def _load_backbone(model: str, dtype: torch.dtype) -> torch.nn.Module:
     """AutoModel without the pooler and with SDPA attention where the architecture allows it.
 
@@ -202,7 +198,8 @@ def _load_backbone(model: str, dtype: torch.dtype) -> torch.nn.Module:
     raise LangsampError(f"cannot load --model {model!r} as an encoder: {last_error}".splitlines()[0])
 
 
-def _config_depth(config) -> int:
+def config_depth(config) -> int:
+    """Transformer blocks of a model config (an encoder needs at least one)."""
     for name in ("num_hidden_layers", "n_layers", "num_layers"):
         value = getattr(config, name, None)
         if isinstance(value, int):
@@ -215,7 +212,11 @@ def _config_depth(config) -> int:
 
 
 class SentenceEncoder:
-    """Mean-pooled layer-``layer`` sentence vectors for any Hugging Face encoder (name or path)."""
+    """Mean-pooled sentence vectors for any Hugging Face encoder (name or path).
+
+    ``layer`` is where the network ends (``hidden_states[layer]``, the blocks after it are dropped):
+    :meth:`encode` pools it, :meth:`encode_layers` pools any set of layers up to it from the same pass.
+    """
 
     def __init__(
         self,
@@ -229,7 +230,9 @@ class SentenceEncoder:
         use_cache: bool = True,
         dtype: str = "float32",
         max_batch_tokens: int | None = None,
+        config: PretrainedConfig | None = None,
     ) -> None:
+        """``config``: the model's config when the caller has read it already (otherwise read here)."""
         self.model_name = str(model)
         self.batch_size = int(batch_size)
         self.exclude_special_tokens = exclude_special_tokens
@@ -240,8 +243,8 @@ class SentenceEncoder:
         if self.batch_size < 1:
             raise LangsampError(f"--batch-size must be at least 1 (got {batch_size})")
 
-        config = _load_config(self.model_name)
-        self.num_layers = _config_depth(config)
+        config = config if config is not None else load_config(self.model_name)
+        self.num_layers = config_depth(config)
         self.hidden_size = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0))
         self.layer = self._check_layer(layer)
         self.max_length = self._check_max_length(max_length, config)
@@ -254,8 +257,7 @@ class SentenceEncoder:
         self.sentences_encoded = 0  # texts that went through the network (tests and benchmarks read it)
         self._model: torch.nn.Module | None = None
         self._read_last_hidden = True
-        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._layer_memo: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()  # encode_layers' memo
+        self._memo: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()  # sentence -> layer -> row
 
     # ----------------------------------------------------------------- set-up checks
     def _check_layer(self, layer: int) -> int:
@@ -328,39 +330,78 @@ class SentenceEncoder:
 
     # ----------------------------------------------------------------- encoding
     def encode(self, sentences: list[str], progress: bool = False, remember: bool = False) -> np.ndarray:
-        """float32 (n, d), in input order, NOT normalised.
+        """float32 (n, d) of this encoder's ``layer``, in input order, NOT normalised.
 
         ``remember`` keeps the rows in a bounded in-memory memo so lists that share sentences
         (the English side of many language pairs) are not encoded again even with the cache off.
         """
+        return self.encode_layers(sentences, [self.layer], progress, remember)[self.layer]
+
+    def encode_layers(self, sentences: list[str], layers: Sequence[int], progress: bool = False,
+                      remember: bool = False) -> dict[int, np.ndarray]:
+        """{layer: float32 (n, d)} for every requested layer from one forward pass per batch.
+
+        Each layer's rows equal ``SentenceEncoder(model, layer=k).encode(sentences)`` exactly (same
+        batches, same pooling) and use that encoder's disk cache entry, so single- and multi-layer
+        runs share cached vectors. Layers must not be past this encoder's ``layer`` (where its network ends).
+        """
+        layers = self._within_network(layers)
         sentences = list(sentences)
         list_hash = text_list_hash(sentences)
-        if self.use_cache:
-            cached = self.cache.load(list_hash, len(sentences))
-            if cached is not None:
-                if remember:
-                    self._memorise(sentences, cached)
-                return cached
-        vectors = self._encode_unique(list(dict.fromkeys(sentences)), progress)
-        out = np.stack([vectors[s] for s in sentences]) if sentences else np.zeros((0, self.hidden_size), np.float32)
+        out = self._cached(list_hash, len(sentences), layers)
+        missing = [k for k in layers if k not in out]
+        if missing:
+            computed = self._encode_unique(list(dict.fromkeys(sentences)), missing, progress)
+            for k in missing:
+                out[k] = self._in_input_order(sentences, computed[k])
+                if self.use_cache:
+                    self._cache_of(k).save(list_hash, out[k])
         if remember:
             self._memorise(sentences, out)
-        if self.use_cache:
-            self.cache.save(list_hash, out)
-        return out
+        return {k: out[k] for k in layers}
 
-    def _memorise(self, sentences: list[str], rows: np.ndarray) -> None:
-        for sentence, row in zip(sentences, rows):
-            self._memo[sentence] = row
-            self._memo.move_to_end(sentence)
-        while len(self._memo) > _MEMO_MAX_ROWS:
-            self._memo.popitem(last=False)
+    def _within_network(self, layers: Sequence[int]) -> list[int]:
+        layers = sorted({int(k) for k in layers})
+        too_deep = [k for k in layers if not 0 <= k <= self.layer]
+        if too_deep:
+            raise LangsampError(f"layers {too_deep} are deeper than this encoder's layer {self.layer}; "
+                                "build it with layer = the deepest layer wanted")
+        return layers
 
-    def _encode_unique(self, texts: list[str], progress: bool) -> dict[str, np.ndarray]:
-        vectors = {t: self._memo[t] for t in texts if t in self._memo}
-        missing = [t for t in texts if t not in vectors]
-        if missing:
-            vectors.update(zip(missing, self._run_network(missing, progress)))
+    def _cached(self, list_hash: str, rows: int, layers: list[int]) -> dict[int, np.ndarray]:
+        if not self.use_cache:
+            return {}
+        found = {k: self._cache_of(k).load(list_hash, rows) for k in layers}
+        return {k: array for k, array in found.items() if array is not None}
+
+    def _cache_of(self, layer: int) -> EmbeddingCache:
+        return self.cache if layer == self.layer else EmbeddingCache(self.cache.dir.parent, self.fingerprint_for(layer))
+
+    def _in_input_order(self, sentences: list[str], rows: dict[str, np.ndarray]) -> np.ndarray:
+        if not sentences:
+            return np.zeros((0, self.hidden_size), np.float32)
+        return np.stack([rows[s] for s in sentences])
+
+    def _memorise(self, sentences: list[str], rows: dict[int, np.ndarray]) -> None:
+        memo = self._memo
+        for i, sentence in enumerate(sentences):
+            entry = memo.setdefault(sentence, {})
+            entry.update({k: array[i] for k, array in rows.items()})
+            memo.move_to_end(sentence)
+        while len(memo) > max(_MEMO_MAX_ROWS // max(len(rows), 1), 1):
+            memo.popitem(last=False)
+
+    def _encode_unique(self, texts: list[str], layers: list[int], progress: bool) -> dict[int, dict[str, np.ndarray]]:
+        """{layer: {text: row}} of distinct texts: remembered rows first, the network for the rest."""
+        memo = self._memo
+        known = [t for t in texts if t in memo and all(k in memo[t] for k in layers)]
+        vectors = {k: {t: memo[t][k] for t in known} for k in layers}
+        seen = set(known)
+        todo = [t for t in texts if t not in seen]
+        if todo:
+            computed = self._run_network(todo, layers, progress)
+            for k in layers:
+                vectors[k].update(zip(todo, computed[k]))
         return vectors
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
@@ -368,24 +409,31 @@ class SentenceEncoder:
         return self.tokenizer(texts, truncation=True, max_length=self.max_length, return_attention_mask=False,
                               return_token_type_ids=False)["input_ids"]
 
-    def _run_network(self, texts: list[str], progress: bool) -> np.ndarray:
+    def _run_network(self, texts: list[str], layers: list[int], progress: bool) -> dict[int, np.ndarray]:
+        """{layer: float32 (n, d)} in input order, every layer pooled from the same forward passes."""
         ids = self.tokenize(texts)  # one call: a fast tokenizer batches it in Rust
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")  # longest first, ties in input order
         batches = PaddedBatches(ids, order, lengths, self._pad_id())
         spans = token_budget_batches(batches.lengths, self.max_batch_tokens)
-        pooled: torch.Tensor | None = None  # (n, d) float32 on the device, rows in length order
+        pooled: torch.Tensor | None = None  # (layers, n, d) float32 on the device, rows in length order
         _ = self.model  # load before inference mode, so the weights stay ordinary tensors
         with torch.inference_mode():
-            for start, end in _progress(spans, progress, f"encoding {len(texts)} sentences"):
-                vectors = self._encode_batch(*batches.tensors(start, end, self.device))
+            for start, end in _progress(spans, progress, _encoding_note(len(texts), len(layers))):
+                vectors = self._encode_batch(*batches.tensors(start, end, self.device), layers)
                 if pooled is None:
-                    pooled = torch.empty((len(texts), vectors.shape[1]), dtype=torch.float32, device=self.device)
-                pooled[start:end] = vectors
-        out = np.empty((len(texts), self.hidden_size if pooled is None else pooled.shape[1]), dtype=np.float32)
-        if pooled is not None:
-            out[order] = pooled.cpu().numpy()  # the one device-to-host copy of this call
-        self._check_finite(out, self.layer)
+                    pooled = torch.empty((len(layers), len(texts), vectors.shape[2]), dtype=torch.float32,
+                                         device=self.device)
+                pooled[:, start:end] = vectors
+        width = self.hidden_size if pooled is None else pooled.shape[2]
+        host = pooled.cpu().numpy() if pooled is not None else None  # the one device-to-host copy of this call
+        out = {}
+        for i, k in enumerate(layers):
+            rows = np.empty((len(texts), width), dtype=np.float32)
+            if host is not None:
+                rows[order] = host[i]
+            self._check_finite(rows, k)
+            out[k] = rows
         self.sentences_encoded += len(texts)
         return out
 
@@ -397,106 +445,16 @@ class SentenceEncoder:
                                 f"{layer} are NaN or infinite (damaged weights, or an overflow in --dtype "
                                 f"{str(self.dtype).removeprefix('torch.')}); use float32 or another checkpoint")
 
-    # ----------------------------------------------------------------- several layers, one pass
-    def encode_layers(self, sentences: list[str], layers: Sequence[int], progress: bool = False,
-                      remember: bool = False) -> dict[int, np.ndarray]:
-        """{layer: float32 (n, d)} for every requested layer from one forward pass per batch.
-
-        Each layer's rows equal ``SentenceEncoder(model, layer=k).encode(sentences)`` exactly (same
-        batches, same pooling) and use that encoder's disk cache entry, so single- and multi-layer
-        runs share cached vectors. Layers must not exceed this encoder's ``layer`` (the blocks it keeps).
-        """
-        layers = sorted({self._check_layer(int(k)) for k in layers})
-        too_deep = [k for k in layers if k > self.layer]
-        if too_deep:
-            raise LangsampError(f"layers {too_deep} are deeper than this encoder's layer {self.layer}; "
-                                "build it with layer = the deepest layer wanted")
-        sentences = list(sentences)
-        list_hash = text_list_hash(sentences)
-        out: dict[int, np.ndarray] = {}
-        if self.use_cache:
-            for k in layers:
-                cached = self._layer_cache(k).load(list_hash, len(sentences))
-                if cached is not None:
-                    out[k] = cached
-        missing = [k for k in layers if k not in out]
-        if missing:
-            computed = self._encode_unique_layers(list(dict.fromkeys(sentences)), missing, progress)
-            for k in missing:
-                rows = computed[k]
-                out[k] = (np.stack([rows[s] for s in sentences]) if sentences
-                          else np.zeros((0, self.hidden_size), np.float32))
-                if self.use_cache:
-                    self._layer_cache(k).save(list_hash, out[k])
-        if remember:
-            self._memorise_layers(sentences, out)
-        return {k: out[k] for k in layers}
-
-    def _layer_cache(self, layer: int) -> EmbeddingCache:
-        return self.cache if layer == self.layer else EmbeddingCache(self.cache.dir.parent, self.fingerprint_for(layer))
-
-    def _memorise_layers(self, sentences: list[str], rows: dict[int, np.ndarray]) -> None:
-        memo = self._layer_memo
-        for i, sentence in enumerate(sentences):
-            entry = memo.setdefault(sentence, {})
-            entry.update({k: array[i] for k, array in rows.items()})
-            memo.move_to_end(sentence)
-        while len(memo) > max(_MEMO_MAX_ROWS // max(len(rows), 1), 1):
-            memo.popitem(last=False)
-
-    def _encode_unique_layers(self, texts: list[str], layers: list[int],
-                              progress: bool) -> dict[int, dict[str, np.ndarray]]:
-        memo = self._layer_memo
-        known = [t for t in texts if t in memo and all(k in memo[t] for k in layers)]
-        vectors = {k: {t: memo[t][k] for t in known} for k in layers}
-        seen = set(known)
-        todo = [t for t in texts if t not in seen]
-        if todo:
-            computed = self._run_network_layers(todo, layers, progress)
-            for k in layers:
-                vectors[k].update(zip(todo, computed[k]))
-        return vectors
-
-    def _run_network_layers(self, texts: list[str], layers: list[int], progress: bool) -> dict[int, np.ndarray]:
-        """Like ``_run_network``, keeping the pooled vectors of every layer in ``layers``."""
-        ids = self.tokenize(texts)
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")
-        batches = PaddedBatches(ids, order, lengths, self._pad_id())
-        spans = token_budget_batches(batches.lengths, self.max_batch_tokens)
-        pooled: torch.Tensor | None = None  # (layers, n, d) float32 on the device, rows in length order
-        _ = self.model
-        with torch.inference_mode():
-            for start, end in _progress(spans, progress, f"encoding {len(texts)} sentences, {len(layers)} layers"):
-                input_ids, attention = batches.tensors(start, end, self.device)
-                states = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
-                mask = self._pool_mask(attention)
-                for i, k in enumerate(layers):
-                    vectors = mean_pool(states.hidden_states[k], mask)
-                    if pooled is None:
-                        pooled = torch.empty((len(layers), len(texts), vectors.shape[1]), dtype=torch.float32,
-                                             device=self.device)
-                    pooled[i, start:end] = vectors
-        width = self.hidden_size if pooled is None else pooled.shape[2]
-        host = pooled.cpu().numpy() if pooled is not None else None
-        out = {}
-        for i, k in enumerate(layers):
-            rows = np.empty((len(texts), width), dtype=np.float32)
-            if host is not None:
-                rows[order] = host[i]
-            self._check_finite(rows, k)
-            out[k] = rows
-        self.sentences_encoded += len(texts)
-        return out
-
     def _pad_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
-    def _encode_batch(self, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        """Pooled float32 vectors of one padded batch, left on the device."""
-        out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=not self._read_last_hidden)
-        hidden = out.last_hidden_state if self._read_last_hidden else out.hidden_states[self.layer]
-        return mean_pool(hidden, self._pool_mask(attention))
+    def _encode_batch(self, input_ids: torch.Tensor, attention: torch.Tensor, layers: list[int]) -> torch.Tensor:
+        """(layers, rows, d) pooled float32 vectors of one padded batch, left on the device."""
+        last_only = self._read_last_hidden and layers == [self.layer]
+        out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=not last_only)
+        mask = self._pool_mask(attention)
+        hidden = [out.last_hidden_state] if last_only else [out.hidden_states[k] for k in layers]
+        return torch.stack([mean_pool(states, mask) for states in hidden])
 
     def _pool_mask(self, attention: torch.Tensor) -> torch.Tensor:
         if not self.exclude_special_tokens:
@@ -511,7 +469,7 @@ class SentenceEncoder:
 
 def model_depth(model: str) -> int:
     """Transformer blocks of ``model`` (from its config; no weights load)."""
-    return _config_depth(_load_config(str(model)))
+    return config_depth(load_config(str(model)))
 
 
 def parse_layers(value: str | Sequence[int], num_layers: int, flag: str = "--layers") -> list[int]:
@@ -588,6 +546,10 @@ class PaddedBatches:
         input_ids, attention = self.arrays(start, end)
         return (torch.from_numpy(input_ids).to(device, non_blocking=True),
                 torch.from_numpy(attention).to(device, non_blocking=True))
+
+
+def _encoding_note(sentences: int, layers: int) -> str:
+    return f"encoding {sentences} sentences" + (f", {layers} layers" if layers > 1 else "")
 
 
 def _progress(items: list, show: bool, description: str):

@@ -34,7 +34,8 @@ HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class TrainSettings:
-    """One fine-tuning run's optimisation settings; the values come from the task YAML (no defaults here)."""
+    """One fine-tuning run's optimisation settings, built from the task's (already checked) settings object:
+    the fields, their limits and their values live in ``TransferSettings`` and the task YAML."""
 
     lr: float
     epochs: int
@@ -47,13 +48,6 @@ class TrainSettings:
     scheduler: str                    # any transformers.get_scheduler name
     warmup_ratio: float
     patience: int | None = None       # epochs without a better dev score before stopping; None or 0 = off
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if int(getattr(self, name)) < 1:
-                raise LangsampError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not float(self.lr) > 0:
-            raise LangsampError(f"--lr must be positive, got {self.lr}")
 
 
 @dataclass

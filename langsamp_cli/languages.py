@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -368,5 +367,3 @@ def laser_code_to_lang_script(code: str) -> str:
     return parse_lang_script(code).id
 
 
-def script_counts(ids: list[str]) -> Counter[str]:
-    return Counter(_split_id(i)[1] for i in ids)

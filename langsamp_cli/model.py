@@ -5,12 +5,17 @@ transformer's last hidden state at the masked positions only, and the LM head ru
 (so a 250k vocabulary stays affordable). The backbone is saved as a plain HF masked LM, loadable with
 ``AutoModel`` / ``AutoModelForMaskedLM`` and no custom code; the tables and id maps sit beside it.
 Also reads the official LangSAMP checkpoint format (tables inside the state dict, ``full_dicts.pkl``).
+
+Why one module of about 770 lines: it is the one place that builds, loads and writes LangSAMP models, and every
+command imports its entry points (``load_backbone``, ``load_checkpoint``, ``save_checkpoint``, ``model_fingerprint``,
+``quiet_transformers``, ...). Its sections follow one checkpoint from disk: the LangSAMP head, loading a
+backbone, building, our format, the official format (its id maps and tables: ``official_format.py``), the
+fingerprint. The tables alone, without a model: ``embedding_tables.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import pickle
 from collections.abc import Iterator
@@ -19,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,23 +39,19 @@ from langsamp_cli.checkpoint_info import (
 )
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json, cache_root
-from langsamp_cli.variants import VARIANTS, variant_flags, variant_name  # noqa: F401  (part of this module's API)
+from langsamp_cli.official_format import (OFFICIAL_CONFIG_FIELDS, OFFICIAL_LANG_KEY, OFFICIAL_MAP_FILES,
+                                          OFFICIAL_SCRIPT_KEY, LangMap, check_id_maps, check_table_fits,
+                                          is_official, is_official_config, official_tables, resolve_id_map)
+from langsamp_cli.variants import variant_flags, variant_name
 
 FORMAT_VERSION = 1
 TABLES_FILE = "langsamp_embeddings.safetensors"
 META_FILE = "langsamp.json"
 LANG_KEY = "lang_embeddings.weight"
 SCRIPT_KEY = "script_embeddings.weight"
-OFFICIAL_LANG_KEY = "roberta.embeddings.lang_type_embeddings.weight"
-OFFICIAL_SCRIPT_KEY = "roberta.embeddings.script_type_embeddings.weight"
-OFFICIAL_CONFIG_FIELDS = ("use_lang_embedding", "use_script_embedding", "lang_size", "script_size",
-                          "decouple_at_input_embeddings")
-OFFICIAL_MAP_FILES = ("full_dicts.pkl", "full_dicts.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model",
                    "spiece.model", "vocab.txt", "vocab.json", "merges.txt")
 _HEAD_ATTRIBUTES = ("lm_head", "cls")  # RoBERTa/XLM-R/CamemBERT, BERT family
-IdMaps = tuple[dict[str, int], dict[str, int]]
-LangMap = str | Path | IdMaps | None
 
 
 @dataclass
@@ -235,14 +235,16 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _load_config(model: str | Path) -> Any:
+def load_config(model: str | Path) -> Any:
+    """The transformers config of a checkpoint directory or hub name; a missing one is a one-line error."""
     from transformers import AutoConfig
 
     try:
         return AutoConfig.from_pretrained(str(model))
     except (OSError, ValueError) as err:
         raise LangsampError(
-            f"--model {model}: no model config found ({_first_line(err)}); pass a checkpoint directory or hub name"
+            f"--model {model}: no model config found, cannot load it ({_first_line(err)}); pass a checkpoint "
+            "directory or hub name"
         ) from None
 
 
@@ -277,7 +279,7 @@ def load_backbone(model: str | Path, cls: Any = None, *, config: Any = None, all
     from transformers import AutoModel
 
     cls = cls or AutoModel
-    local = _local_checkpoint(model)
+    local = local_checkpoint(model)
     source = str(local) if local is not None else str(model)
     fields = config_fields(local) if local is not None else {}
     if input_side_tables(fields):
@@ -289,7 +291,7 @@ def load_backbone(model: str | Path, cls: Any = None, *, config: Any = None, all
     adjustments: list[str] = []
     type_vocab = fields.get("type_vocab_size")
     if config is None and isinstance(type_vocab, int) and type_vocab < 1:
-        config = _load_config(source)
+        config = load_config(source)
     if config is not None and isinstance(getattr(config, "type_vocab_size", 1), int) and config.type_vocab_size < 1:
         config.type_vocab_size = 1  # the official class has no table; one zero row reproduces that
         adjustments.append(TYPE_VOCAB_ONE)
@@ -425,7 +427,7 @@ def _is_mlm_head(keys: list[str]) -> bool:
 def _load_masked_lm(model: str) -> nn.Module:
     from transformers import AutoModelForMaskedLM
 
-    config = _load_config(model)
+    config = load_config(model)
     try:
         return load_backbone(model, AutoModelForMaskedLM, allow_random_head=True)[0]
     except ValueError as err:
@@ -438,7 +440,7 @@ def _masked_lm_from_config(config: Any) -> nn.Module:
     from transformers import AutoModelForMaskedLM
 
     if isinstance(config, (str, Path)):
-        config = _load_config(config)
+        config = load_config(config)
     try:
         return AutoModelForMaskedLM.from_config(config)
     except ValueError as err:
@@ -462,7 +464,7 @@ def _official_hub_snapshot(name: str) -> Path | None:
     try:
         from huggingface_hub import hf_hub_download, snapshot_download
 
-        if not _is_official_config(json.loads(Path(hf_hub_download(name, "config.json")).read_text("utf-8"))):
+        if not is_official_config(json.loads(Path(hf_hub_download(name, "config.json")).read_text("utf-8"))):
             return None
         files = ["*.json", "*.pkl", "*.model", "*.safetensors"]
         folder = Path(snapshot_download(name, allow_patterns=files))
@@ -473,7 +475,7 @@ def _official_hub_snapshot(name: str) -> Path | None:
         return None
 
 
-def _local_checkpoint(model: str | Path) -> Path | None:
+def local_checkpoint(model: str | Path) -> Path | None:
     """A local folder for ``model``: itself, its HF-cache snapshot, or (official format only) a download."""
     path = Path(model)
     if path.is_dir():
@@ -504,8 +506,8 @@ def build_model(
     variant_flags(variant)
     if from_scratch_config is not None:
         return LangSAMPForMaskedLM(_masked_lm_from_config(from_scratch_config), lang2id, script2id, variant)
-    local = _local_checkpoint(model)
-    if local is not None and ((local / META_FILE).is_file() or _is_official(local)):
+    local = local_checkpoint(model)
+    if local is not None and ((local / META_FILE).is_file() or is_official(local)):
         if _has_id_map(local):
             loaded = load_checkpoint(local)
         else:  # an official checkpoint without full_dicts: the caller's map must be the official one
@@ -594,34 +596,34 @@ def load_checkpoint(path: str | Path, lang_map: LangMap = None, require_tables: 
     ``lang_map``: the official id map (path to ``full_dicts.pkl``/``.json`` or a (lang2id, script2id) pair), used
     when an official checkpoint does not ship one.
     """
-    local = _local_checkpoint(path)
-    _note_unused_lang_map(local, lang_map)
+    local = local_checkpoint(path)
+    note_unused_lang_map(local, lang_map)
     if local is not None and (local / META_FILE).is_file():
         model = _load_ours(local)
-    elif local is not None and _is_official(local):
+    elif local is not None and is_official(local):
         model = _load_official(local, lang_map)
     else:
         if require_tables:
-            raise _no_tables_error(path)
-        lang2id, script2id = _resolve_map(Path(path), lang_map) if lang_map is not None else ({}, {})
+            raise no_tables_error(path)
+        lang2id, script2id = resolve_id_map(Path(path), lang_map) if lang_map is not None else ({}, {})
         model = LangSAMPForMaskedLM(_load_masked_lm(str(path)), lang2id, script2id, "vanilla")
     if require_tables and not model.has_tables:
-        raise _no_tables_error(path)
+        raise no_tables_error(path)
     return model
 
 
-def _no_tables_error(path: str | Path) -> LangsampError:
+def no_tables_error(path: str | Path) -> LangsampError:
     return LangsampError(
         f"{path}: no LangSAMP language/script embeddings in this checkpoint; pass a checkpoint written by "
         "'langsamp pretrain' (variant lang/script/both) or the official LangSAMP model"
     )
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
+def read_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         variant_flags(meta["variant"])
-        _check_maps(meta["lang2id"], meta["script2id"], path / META_FILE)
+        check_id_maps(meta["lang2id"], meta["script2id"], path / META_FILE)
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise LangsampError(f"{path / META_FILE}: unreadable LangSAMP metadata ({err!r}); "
                             "re-save the checkpoint") from None
@@ -631,7 +633,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
 def _load_ours(path: Path) -> LangSAMPForMaskedLM:
     from safetensors.torch import load_file
 
-    meta = _read_meta(path)
+    meta = read_meta(path)
     model = LangSAMPForMaskedLM(
         _load_masked_lm(str(path)), meta["lang2id"], meta["script2id"], meta["variant"],
         num_languages=meta.get("num_languages"), num_scripts=meta.get("num_scripts"),
@@ -664,7 +666,7 @@ def _freeze(mlm: nn.Module, names: list[str]) -> None:
 _weight_files = weight_files
 
 
-def _read_state_dict(path: Path, keys: set[str] | None = None) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, keys: set[str] | None = None) -> dict[str, torch.Tensor]:
     """The checkpoint's tensors (only ``keys`` when given); .bin files are read with weights_only=True."""
     from safetensors import safe_open
 
@@ -681,19 +683,11 @@ def _read_state_dict(path: Path, keys: set[str] | None = None) -> dict[str, torc
     return state
 
 
-def _is_official_config(fields: dict[str, Any]) -> bool:
-    return "use_lang_embedding" in fields or "lang_size" in fields
-
-
-def _is_official(path: Path) -> bool:
-    return _is_official_config(config_fields(path))
-
-
 def _has_id_map(path: Path) -> bool:
     return (path / META_FILE).is_file() or any((path / name).is_file() for name in OFFICIAL_MAP_FILES)
 
 
-def _note_unused_lang_map(local: Path | None, lang_map: LangMap) -> None:
+def note_unused_lang_map(local: Path | None, lang_map: LangMap) -> None:
     """Say so when a --lang-map file is given for a checkpoint that carries its own id map (which wins)."""
     if local is None or lang_map is None or isinstance(lang_map, tuple):
         return
@@ -702,48 +696,14 @@ def _note_unused_lang_map(local: Path | None, lang_map: LangMap) -> None:
         note(f"--lang-map {lang_map} is not used: {local} carries its own language/script id map ({own[0]})")
 
 
-def _resolve_map(path: Path, lang_map: LangMap) -> IdMaps:
-    """The checkpoint's own full_dicts.pkl/.json, else ``lang_map``, else an error naming --lang-map."""
-    for name in OFFICIAL_MAP_FILES:
-        if (path / name).is_file():
-            return read_id_map(path / name)
-    if isinstance(lang_map, tuple):
-        return lang_map
-    if lang_map is not None:
-        return read_id_map(lang_map)
-    raise LangsampError(
-        f"{path}: no language/script id mapping (full_dicts.pkl or full_dicts.json) in the checkpoint; "
-        "pass the official one with --lang-map PATH"
-    )
-
-
-def _official_tables(path: Path, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The tables the official config says it uses; a flagged table missing from the weights is an error."""
-    fields = config_fields(path)
-    use_lang, use_script = bool(fields.get("use_lang_embedding", True)), bool(fields.get("use_script_embedding", True))
-    tables = []
-    for used, key in ((use_lang, OFFICIAL_LANG_KEY), (use_script, OFFICIAL_SCRIPT_KEY)):
-        if used and key not in state:
-            raise LangsampError(f"{path}: config.json enables the table '{key}' but the weights lack it; "
-                                "is the checkpoint complete?")
-        tables.append(state.get(key) if used else None)
-    return tables[0], tables[1]
-
-
-def _check_table_fits(path: Path, table: torch.Tensor | None, mapping: dict[str, int], what: str) -> None:
-    if table is not None and mapping and max(mapping.values()) >= table.shape[0]:
-        raise LangsampError(f"{path}: the {what} id map has id {max(mapping.values())} but the {what} table has "
-                            f"{table.shape[0]} rows; pass the matching --lang-map")
-
-
 def _load_official(path: Path, lang_map: LangMap) -> LangSAMPForMaskedLM:
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-    lang2id, script2id = _resolve_map(path, lang_map)
+    lang2id, script2id = resolve_id_map(path, lang_map)
     fields = config_fields(path)
-    lang_table, script_table = _official_tables(path, _read_state_dict(path, {OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY}))
-    _check_table_fits(path, lang_table, lang2id, "language")
-    _check_table_fits(path, script_table, script2id, "script")
+    lang_table, script_table = official_tables(path, read_state_dict(path, {OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY}))
+    check_table_fits(path, lang_table, lang2id, "language")
+    check_table_fits(path, script_table, script2id, "script")
     # A plain XLM-R config: a checkpoint saved from here on loads anywhere without the official class.
     dropped = (*OFFICIAL_CONFIG_FIELDS, "architectures", "auto_map")
     plain = XLMRobertaConfig(**{k: v for k, v in fields.items() if k not in dropped})
@@ -760,99 +720,6 @@ def _load_official(path: Path, lang_map: LangMap) -> LangSAMPForMaskedLM:
 
 def _shape0(table: torch.Tensor | None) -> int | None:
     return None if table is None else int(table.shape[0])
-
-
-class _DataOnlyUnpickler(pickle.Unpickler):
-    """Unpickles plain containers only: any class or function reference is refused, so nothing can execute."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def read_id_map(path: str | Path) -> IdMaps:
-    """(lang2id, script2id) from the official ``full_dicts.pkl`` ([id2lang, id2script, lang2id, script2id])
-    or its JSON twin ({"lang2id": ..., "script2id": ...})."""
-    path = Path(path)
-    if not path.is_file():
-        raise LangsampError(f"--lang-map {path}: file not found; pass the official full_dicts.pkl or full_dicts.json")
-    if path.suffix == ".json":
-        try:
-            data: Any = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise LangsampError(f"{path}: not valid JSON ({err})") from None
-    else:
-        try:
-            data = _DataOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
-        except Exception as err:  # noqa: BLE001 - any malformed pickle is the same user error
-            raise LangsampError(f"{path}: not a plain id-map pickle ({err}); only dicts of codes and ids are "
-                                "accepted") from None
-    return _maps_from(data, path)
-
-
-def _maps_from(data: Any, path: Path) -> IdMaps:
-    if isinstance(data, (list, tuple)) and len(data) == 4:
-        lang2id, script2id = data[2], data[3]
-    elif isinstance(data, dict) and "lang2id" in data and "script2id" in data:
-        lang2id, script2id = data["lang2id"], data["script2id"]
-    else:
-        raise LangsampError(f"{path}: expected [id2lang, id2script, lang2id, script2id] or {{lang2id, script2id}}")
-    _check_maps(lang2id, script2id, path)
-    return dict(lang2id), dict(script2id)
-
-
-def _check_maps(lang2id: Any, script2id: Any, path: Path) -> None:
-    for mapping in (lang2id, script2id):
-        if not isinstance(mapping, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in mapping.items()
-        ):
-            raise LangsampError(f"{path}: id maps must map codes (str) to non-negative ids (int)")
-
-
-# --------------------------------------------------------------------------------------------- tables
-
-
-@dataclass
-class EmbeddingTables:
-    lang: np.ndarray | None    # (num_languages, hidden) float32
-    script: np.ndarray | None  # (num_scripts, hidden) float32
-    lang2id: dict[str, int]
-    script2id: dict[str, int]
-
-
-def load_embedding_tables(path: str | Path, lang_map: LangMap = None) -> EmbeddingTables:
-    """Only the learned tables and id maps (no backbone is built): ours or the official format."""
-    local = _local_checkpoint(path)
-    _note_unused_lang_map(local, lang_map)
-    if local is not None and (local / META_FILE).is_file():
-        result = _our_tables(local)
-    elif local is not None and _is_official(local):
-        lang2id, script2id = _resolve_map(local, lang_map)
-        lang, script = _official_tables(local, _read_state_dict(local, {OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY}))
-        _check_table_fits(local, lang, lang2id, "language")
-        _check_table_fits(local, script, script2id, "script")
-        result = EmbeddingTables(_f32(lang), _f32(script), lang2id, script2id)
-    else:
-        result = EmbeddingTables(None, None, {}, {})
-    if result.lang is None and result.script is None:
-        raise _no_tables_error(path)
-    return result
-
-
-def _our_tables(path: Path) -> EmbeddingTables:
-    from safetensors.numpy import load_file
-
-    meta = _read_meta(path)
-    with naming_damaged(path / TABLES_FILE):
-        tables = load_file(str(path / TABLES_FILE)) if (path / TABLES_FILE).is_file() else {}
-    return EmbeddingTables(_f32(tables.get(LANG_KEY)), _f32(tables.get(SCRIPT_KEY)), meta["lang2id"], meta["script2id"])
-
-
-def _f32(table: Any) -> np.ndarray | None:
-    if table is None:
-        return None
-    if isinstance(table, torch.Tensor):
-        table = table.detach().float().cpu().numpy()
-    return np.asarray(table, dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------------ fingerprint

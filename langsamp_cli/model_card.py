@@ -189,7 +189,8 @@ model = AutoModelForMaskedLM.from_pretrained("{model_ref}")
 With `langsamp` (the LangSAMP model with its language and script embedding tables):
 
 ```python
-from langsamp_cli.model import load_checkpoint, load_embedding_tables
+from langsamp_cli.embedding_tables import load_embedding_tables
+from langsamp_cli.model import load_checkpoint
 
 # LangSAMPForMaskedLM: the backbone, the tables and their lang2id/script2id maps
 model = load_checkpoint("{model_ref}")

@@ -28,6 +28,7 @@ folder are left out of results.json (listed under ``stale``), so they are never 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -53,10 +54,8 @@ RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 UNITS_DIR = "units"
 GROUP_KEYS = ("head_tail", "script_group", "family")
-# Settings that change how a run is executed, not what it measures (left out of the config hash).
-_RUN_ONLY_KEYS = {"languages", "output_dir", "device", "batch_size", "eval_batch_size", "cache_dir", "shard",
-                  "overwrite", "dtype", "mixed_precision", "keep_model", "no_cache", "fingerprint",
-                  "config_files", "description"}
+# Keys a runner adds to a unit's config besides the settings fields (left out of the hash like them).
+_RECORD_ONLY_KEYS = {"fingerprint"}
 _SEED_KEYS = {"seed", "seeds"}  # one run's seeds share their settings; the seed has its own folder
 
 
@@ -166,7 +165,7 @@ class ResultStore:
         self.config = dict(config or {})
         self.metric = metric
         self.overwrite = overwrite
-        self.fingerprint = fingerprint or self.config.get("fingerprint") or self.config.get("model_fingerprint")
+        self.fingerprint = fingerprint or self.config.get("fingerprint")
         self.model_slug = model_slug(model, self.fingerprint)
         self.run_dir = self.output_dir / task_dir_name(task) / self.model_slug / seed_dir_name(seed)
         _note_legacy_folder(self.output_dir / task_dir_name(task), model, self.model_slug)
@@ -393,7 +392,7 @@ def provenance(meta: dict, config_hashes: list[str] | None = None) -> dict:
     return {
         "toolkit": "langsamp", "toolkit_version": _version("langsamp-cli") or _package_version(),
         "model": meta.get("model"),
-        "model_fingerprint": meta.get("fingerprint") or config.get("fingerprint") or config.get("model_fingerprint"),
+        "model_fingerprint": meta.get("fingerprint") or config.get("fingerprint"),
         "model_adjustments": _model_adjustments(meta.get("model")),
         "config": config,
         "settings_hash": settings_hash(config),
@@ -415,14 +414,26 @@ def _model_adjustments(model: str | None) -> list[str] | None:
     return model_adjustments(model)
 
 
+@functools.cache
+def unhashed_keys() -> frozenset[str]:
+    """Settings that change how a run is executed, not what it measures: the task settings fields declared
+    ``run_only`` or ``hashed=False`` (settings.Meta), plus the record-only keys."""
+    from langsamp_cli.settings import fields, meta
+    from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
+
+    declared = {f.name for cls in SETTINGS_BY_TYPE.values() for f in fields(cls)
+                if meta(f).run_only or not meta(f).hashed}
+    return frozenset(declared | _RECORD_ONLY_KEYS)
+
+
 def config_hash(config: dict) -> str:
-    measured = {k: v for k, v in config.items() if k not in _RUN_ONLY_KEYS}
+    measured = {k: v for k, v in config.items() if k not in unhashed_keys()}
     return hashlib.sha1(json.dumps(measured, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def measured_settings(config: dict) -> dict:
     """The settings that change a unit's number: the config less run-only keys and the seed."""
-    return {k: v for k, v in config.items() if k not in _RUN_ONLY_KEYS and k not in _SEED_KEYS}
+    return {k: v for k, v in config.items() if k not in unhashed_keys() and k not in _SEED_KEYS}
 
 
 def settings_hash(config: dict) -> str:

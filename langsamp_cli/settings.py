@@ -40,13 +40,20 @@ class Meta:
     positive: bool = False            # numbers: > 0
     non_negative: bool = False        # numbers: >= 0
     maximum: int | None = None        # numbers: <= maximum (e.g. a seed numpy accepts)
+    minimum: float | None = None      # numbers: >= minimum ("use at least", with ``why``)
+    below: float | None = None        # numbers: < below (an open upper end, e.g. a share under 1)
+    why: str = ""                     # the reason for ``minimum``, shown with the error
+    hashed: bool = True               # False: recorded with a result but it does not change the number, so it
+    #                                   stays out of the settings hash (device, batch size, output folder, ...)
 
 
 def setting(help: str, *flags: str, default: Any = None, cli: bool = True, run_only: bool = False,
             path: bool = False, optional_input: bool = False, positive: bool = False,
-            non_negative: bool = False, maximum: int | None = None) -> Any:
+            non_negative: bool = False, maximum: int | None = None, minimum: float | None = None,
+            below: float | None = None, why: str = "", hashed: bool = True) -> Any:
     """A dataclass field with its metadata (see :class:`Meta`)."""
-    meta = Meta(help, flags, cli, run_only, path, optional_input, positive, non_negative, maximum)
+    meta = Meta(help, flags, cli, run_only, path, optional_input, positive, non_negative, maximum, minimum, below,
+                why, hashed)
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={_META: meta})
     return dataclasses.field(default=default, metadata={_META: meta})
@@ -129,12 +136,28 @@ def convert(key: str, value: Any, annotation: Any, info: Meta = Meta(""), source
     result = _convert(value, _strip_optional(annotation))
     if result is _BAD:
         raise refuse(f"is not {describe(annotation)}")
-    for number in (result if isinstance(result, (list, tuple)) else [result]):
-        if _is_number(number) and (info.positive and not number > 0 or info.non_negative and not number >= 0):
-            raise refuse("must be greater than 0" if info.positive else "must be 0 or more")
-        if _is_number(number) and info.maximum is not None and number > info.maximum:
-            raise refuse(f"must be at most {info.maximum:,}")
+    check_limits(key, result, info, _where(key, yaml_path) or (f"{source}: " if source else ""), shown=value)
     return result
+
+
+def check_limits(key: str, value: Any, info: Meta, where: str = "", shown: Any = None) -> None:
+    """The limits a field declares (positive, non_negative, maximum, minimum, below), checked on ``value`` (each
+    number of a list); a value outside them is a one-line error naming ``key`` and ``shown`` (the value as given,
+    before conversion; default ``value``)."""
+    shown = value if shown is None else shown
+    for number in (value if isinstance(value, (list, tuple)) else [value]):
+        if not _is_number(number):
+            continue
+        problem = ("must be greater than 0" if info.positive and not number > 0
+                   else "must be 0 or more" if info.non_negative and not number >= 0
+                   else f"must be at most {info.maximum:,}" if info.maximum is not None and number > info.maximum
+                   else f"must be below {info.below}" if info.below is not None and not number < info.below
+                   else None)
+        if problem:
+            raise LangsampError(f"{where}{key}: {shown!r} {problem}; fix the value")
+        if info.minimum is not None and number < info.minimum:
+            why = f" ({info.why})" if info.why else ""
+            raise LangsampError(f"{where}{key} {number}: use at least {info.minimum:,}{why}")
 
 
 _BAD = object()
@@ -251,16 +274,19 @@ def cli_fields(cls: type, inputs: Iterable[str] = ()) -> list[dataclasses.Field]
 
 def typer_parameters(cls: type, inputs: Iterable[str] = (), defaults: Mapping[str, Any] | None = None,
                      notes: Mapping[str, str] | None = None,
-                     helps: Mapping[str, str] | None = None) -> list[inspect.Parameter]:
+                     helps: Mapping[str, str] | None = None,
+                     required: Iterable[str] = ()) -> list[inspect.Parameter]:
     """One keyword parameter per flag of ``cls`` (value None = not given), for :func:`make_command`.
 
     ``defaults`` (e.g. the task YAML) are shown in the help as "(default: ...)", ``notes`` verbatim in
     parentheses, ``helps`` replace a field's help text on this command; the values themselves are applied by the
-    library, never by the command, so there is one home for each.
+    library, never by the command, so there is one home for each. ``required`` flags must be given (no YAML
+    can set them on this command): click refuses the command without them.
     """
     import typer
 
     hints = typing.get_type_hints(cls)
+    required = set(required)
     parameters = []
     for field in cli_fields(cls, inputs):
         info = meta(field)
@@ -271,9 +297,9 @@ def typer_parameters(cls: type, inputs: Iterable[str] = (), defaults: Mapping[st
             help_text = f"{help_text} (default: {show_value(defaults[field.name], names[0])})"
         if notes and field.name in notes and "default" not in help_text:
             help_text = f"{help_text} ({notes[field.name]})"
-        default_value = False if kind is bool and "/" not in names[0] else None
+        default_value = ... if field.name in required else False if kind is bool and "/" not in names[0] else None
         option = typer.Option(default_value, *names, help=help_text, **_metavar(hints[field.name]))
-        annotation = kind if default_value is False else Optional[kind]
+        annotation = Optional[kind] if default_value is None else kind
         parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                             annotation=annotation))
     return parameters
@@ -320,6 +346,12 @@ def show_value(value: Any, flag: str | None = None) -> str:
             return on if value else off
         return "on" if value else "off"
     return f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)
+
+
+def from_flags(cls: type, values: Mapping[str, Any]) -> Any:
+    """A ``cls`` instance from a command's flag values (None = not given: the field's default applies)."""
+    given = {key: value for key, value in values.items() if value is not None}
+    return cls(**convert_all(cls, given, as_flags=True))
 
 
 def make_command(name: str, doc: str, parameters: list[inspect.Parameter],

@@ -15,14 +15,15 @@ import importlib.resources
 import os
 import re
 from pathlib import Path
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 import langsamp_cli
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
 
-TASK_TYPES = ("retrieval", "classification", "tagging")
+if TYPE_CHECKING:
+    from langsamp_cli.tasks.task_settings import TaskSettings
+
 REQUIRED = ("task", "type")
 INTERNAL_KEYS = ("base_task", "config_files")  # written by load_task_config itself
 # A task name becomes a folder under --output-dir: a plain name, never a path.
@@ -77,12 +78,21 @@ def load_task_config(name_or_path: str | Path, overrides: dict | None = None,
     return config
 
 
-def resolve_settings(task: str, flags: dict, config: str | Path | None = None) -> dict:
+def load_settings(name_or_path: str | Path, overrides: dict | None = None,
+                  config_file: str | Path | None = None) -> TaskSettings:
+    """:func:`load_task_config` as its type's settings object (RetrievalSettings, ClassificationSettings or
+    TaggingSettings)."""
+    from langsamp_cli.tasks.task_settings import SETTINGS_BY_TYPE
+
+    loaded = load_task_config(name_or_path, overrides, config_file)
+    return SETTINGS_BY_TYPE[loaded["type"]](**loaded)
+
+
+def resolve_settings(task: str, flags: dict, config: str | Path | None = None) -> TaskSettings:
     """The settings an eval run uses: task YAML < ``config`` < ``flags`` (None = not given), typed and checked;
-    keys left unset (None) are dropped, and a model is required."""
-    loaded = load_task_config(task, flags, config_file=config)
-    settings = {k: v for k, v in loaded.items() if v is not None}
-    if not settings.get("model"):
+    a model is required."""
+    settings = load_settings(task, flags, config)
+    if not settings.model:
         raise LangsampError(f"--model is required for {task}: a checkpoint dir or a Hugging Face model name")
     return settings
 
@@ -112,7 +122,7 @@ def read_with_includes(path: Path, _stack: tuple[Path, ...] = ()) -> dict:
     if real in _stack:
         chain = " -> ".join(p.name for p in (*_stack, real))
         raise LangsampError(f"{path}: include cycle ({chain}); remove one of the include: lines")
-    data = read_yaml(path)
+    data = read_yaml_mapping(path)
     includes = data.pop("include", None) or []
     includes = [includes] if isinstance(includes, str) else includes
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
@@ -133,10 +143,6 @@ def _include_path(including: Path, name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise LangsampError(f"{including}: include '{name}' not found beside it or in {config_dir()}")
-
-
-def read_yaml(path: Path) -> dict:
-    return read_yaml_mapping(path)
 
 
 def deep_merge(base: dict, top: dict) -> dict:
@@ -166,8 +172,8 @@ def validate(config: dict, source: str) -> dict:
             hint = " (a user config can start with `include: <task>` to inherit one)" if key == "task" else ""
             raise LangsampError(f"{source}: missing required key '{key}'{hint}")
     kind = config["type"]
-    if kind not in TASK_TYPES:
-        raise LangsampError(f"{source}: key 'type' is {kind!r}; use one of {', '.join(TASK_TYPES)}")
+    if kind not in SETTINGS_BY_TYPE:
+        raise LangsampError(f"{source}: key 'type' is {kind!r}; use one of {', '.join(SETTINGS_BY_TYPE)}")
     _check_task_name(config["task"], source)
     schema = SETTINGS_BY_TYPE[kind]
     what = f"for a {kind} task"

@@ -116,7 +116,7 @@ class Extension:
 def extend_tokenizer(settings: ExtendSettings, say=lambda text: None) -> Extension:
     """Build the extended tokenizer of ``settings`` in ``output_dir`` (atomically) and measure it."""
     from langsamp_cli.pretrain.corpus import scan_corpus
-    from langsamp_cli.pretrain.trainer import default_corpus_dir
+    from langsamp_cli.pretrain.run_dir import default_corpus_dir
 
     settings.check()
     out = Path(settings.output_dir)

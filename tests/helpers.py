@@ -226,7 +226,7 @@ def write_official(tiny_model_dir: Path, folder: Path, drop: tuple[str, ...] = (
     from safetensors.torch import save_file
     from transformers import XLMRobertaForMaskedLM
 
-    from langsamp_cli.model import OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY
+    from langsamp_cli.official_format import OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY
 
     mlm = XLMRobertaForMaskedLM.from_pretrained(str(tiny_model_dir))
     state = {k: v.clone().contiguous() for k, v in mlm.state_dict().items() if k not in drop}

@@ -314,7 +314,7 @@ def test_non_finite_vectors_are_an_error_naming_the_model(tiny_model_dir: Path, 
 
     encoder = SentenceEncoder(str(tiny_model_dir), layer=4, use_cache=False)
     real = encoder._encode_batch
-    monkeypatch.setattr(encoder, "_encode_batch", lambda ids, mask: real(ids, mask) * float("inf"))
+    monkeypatch.setattr(encoder, "_encode_batch", lambda ids, mask, layers: real(ids, mask, layers) * float("inf"))
     with pytest.raises(LangsampError, match=rf"--model {tiny_model_dir}: 2 of 2 sentence vectors at layer 4 are "
                                             "NaN or infinite"):
         encoder.encode(["one sentence", "another one"])
@@ -502,7 +502,7 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one(corpus_dir: Path, smal
                                                           tmp_path: Path, monkeypatch, capsys) -> None:
     import torch
 
-    import langsamp_cli.pretrain.trainer as trainer
+    from langsamp_cli.pretrain.checkpoints import checkpoint_problem
 
     real_save, calls = torch.save, []
 
@@ -514,15 +514,15 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one(corpus_dir: Path, smal
                                "file data/3: file write failed")
         return real_save(obj, path, *args, **kwargs)
 
-    monkeypatch.setattr(trainer.torch, "save", save_that_fills_the_disk)
+    monkeypatch.setattr(torch, "save", save_that_fills_the_disk)
     out = tmp_path / "run"
     code, lines, err = run_cli(_run_args(corpus_dir, small_arch, tiny_model_dir, out), capsys)
     assert code == 2 and "Traceback" not in err
     assert [line for line in lines if line.startswith("error:")] == [lines[-1]]  # after the run's own output
     assert "writing a checkpoint file failed (is the disk full?)" in lines[-1]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-1"]  # no half-written step-2
-    assert trainer.checkpoint_problem(out / "checkpoints" / "step-1") is None
-    monkeypatch.setattr(trainer.torch, "save", real_save)
+    assert checkpoint_problem(out / "checkpoints" / "step-1") is None
+    monkeypatch.setattr(torch, "save", real_save)
     code, lines, _ = run_cli(_run_args(corpus_dir, small_arch, tiny_model_dir, out, "--resume"), capsys)
     assert code == 0, lines
     assert (out / "final" / "model.safetensors").is_file()
@@ -532,7 +532,7 @@ def test_a_checkpoint_that_cannot_fit_is_refused_with_the_space_needed(corpus_di
                                                                         tiny_model_dir: Path, tmp_path: Path,
                                                                         monkeypatch, capsys) -> None:
     import langsamp_cli.failures as failures
-    import langsamp_cli.pretrain.trainer as trainer
+    from langsamp_cli.pretrain.checkpoints import checkpoint_problem
 
     real_free = failures.free_bytes
     out = tmp_path / "run"
@@ -548,7 +548,7 @@ def test_a_checkpoint_that_cannot_fit_is_refused_with_the_space_needed(corpus_di
                      lines[-1]), lines[-1]
     assert f"{step1 / 1024:,.0f} KB" in lines[-1]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-1"]
-    assert trainer.checkpoint_problem(out / "checkpoints" / "step-1") is None
+    assert checkpoint_problem(out / "checkpoints" / "step-1") is None
     monkeypatch.setattr(failures, "free_bytes", real_free)
     code, lines, _ = run_cli(_run_args(corpus_dir, small_arch, tiny_model_dir, out, "--resume"), capsys)
     assert code == 0, lines

@@ -324,7 +324,8 @@ def test_pretraining_runs_with_official_chunking(tmp_path: Path, tiny_model_dir:
     import torch
 
     from langsamp_cli.pretrain.config import build_config
-    from langsamp_cli.pretrain.trainer import pretrain, read_log
+    from langsamp_cli.pretrain.run_dir import read_log
+    from langsamp_cli.pretrain.trainer import pretrain
 
     root, _ = _corpus(tmp_path)
     threads = torch.get_num_threads()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 
@@ -220,23 +221,23 @@ def _two_english_treebanks(root: Path) -> Path:
 def test_glot500_reads_every_treebank_of_a_language_in_file_name_order(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from langsamp_cli.data.transfer_inputs import pos_data
+    from langsamp_cli.task_config import load_settings
+    from langsamp_cli.tasks.transfer_inputs import pos_data
 
     root = _two_english_treebanks(tmp_path / "ud")
     quiet = Console(file=io.StringIO())
-    settings = {"data_dir": str(root), "source_lang": "eng_Latn"}
+    settings = load_settings("pos", {"data_dir": str(root), "source_lang": "eng_Latn"})
     data = pos_data("pos", settings, quiet)
     train = data.train()
     assert [s[0] for s in train.tokens] == ["en_ewt0", "en_ewt1", "en_gum0", "en_gum1", "en_gum2"]
     assert [Path(p).name for p in data.source_files] == ["en_ewt-ud-train.conllu", "en_gum-ud-train.conllu",
                                                         "en_ewt-ud-dev.conllu", "en_gum-ud-dev.conllu"]
     assert train.where(3, 0).endswith("en_gum-ud-train.conllu:6")
-    assert settings["ud_preparation"] == "glot500" and settings["labels"][0] == "O"
+    assert settings.ud_preparation == "glot500" and settings.labels[0] == "O"  # recorded in every unit
     assert len(data.targets["eng_Latn"]()) == 5
 
     console = Console(file=io.StringIO(), width=300)
-    syntactic = pos_data("pos", {"data_dir": str(root), "source_lang": "eng_Latn", "ud_preparation": "syntactic"},
-                         console)
+    syntactic = pos_data("pos", replace(settings, ud_preparation="syntactic"), console)
     assert len(syntactic.train()) == 2 and "en_gum-ud-test.conllu: eng_Latn already comes from" in \
         console.file.getvalue()
 
@@ -244,13 +245,15 @@ def test_glot500_reads_every_treebank_of_a_language_in_file_name_order(tmp_path:
 def test_syntactic_refuses_prepared_word_tag_files(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from langsamp_cli.data.transfer_inputs import pos_data
+    from langsamp_cli.task_config import load_settings
+    from langsamp_cli.tasks.transfer_inputs import pos_data
 
     for split in ("train", "dev", "test"):
         _write(tmp_path / "ud" / "en" / split, "The\tDET\ndog\tNOUN\n\n")
+    settings = load_settings("pos", {"data_dir": str(tmp_path / "ud"), "source_lang": "eng_Latn",
+                                     "ud_preparation": "syntactic"})
     with pytest.raises(LangsampError, match=r"--ud-preparation syntactic: .*(dev|test|train) is not a CoNLL-U"):
-        pos_data("pos", {"data_dir": str(tmp_path / "ud"), "source_lang": "eng_Latn",
-                         "ud_preparation": "syntactic"}, Console(file=io.StringIO()))
+        pos_data("pos", settings, Console(file=io.StringIO()))
 
 
 @pytest.mark.parametrize(("treebank", "fused", "sentences"), [
@@ -394,10 +397,12 @@ def test_the_preparation_is_a_setting_that_changes_the_number(tmp_path: Path) ->
 def test_ner_refuses_a_ud_preparation(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from langsamp_cli.data.transfer_inputs import ner_data
+    from langsamp_cli.task_config import load_settings
+    from langsamp_cli.tasks.transfer_inputs import ner_data
 
+    settings = load_settings("ner", {"data_dir": str(tmp_path), "ud_preparation": "glot500"})
     with pytest.raises(LangsampError, match="ud_preparation: glot500: only POS reads UD treebanks"):
-        ner_data("ner", {"data_dir": str(tmp_path), "ud_preparation": "glot500"}, Console(file=io.StringIO()))
+        ner_data("ner", settings, Console(file=io.StringIO()))
 
 
 def _bare_copy(model: Path, folder: Path) -> Path:

@@ -69,7 +69,7 @@ def test_vectors_come_to_the_host_once_per_encode(tiny_model_dir: Path, monkeypa
     out = encoder.encode(SENTENCES)
     spans = token_budget_batches(np.sort([len(x) for x in encoder.tokenize(SENTENCES)])[::-1], 64)
     assert len(spans) > 3                                      # several batches ...
-    assert copies == [torch.Size((len(set(SENTENCES)), 64))]  # ... one copy (of the distinct sentences)
+    assert copies == [torch.Size((1, len(set(SENTENCES)), 64))]  # ... one copy (one layer, the distinct sentences)
     assert out.shape == (len(SENTENCES), 64)
 
 

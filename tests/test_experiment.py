@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -181,19 +182,21 @@ def test_subprocess_runner_runs_the_listed_command_lines_with_the_same_outputs(f
 
 
 def test_stage_settings_unknown_to_the_library_are_one_line_errors(tmp_path: Path) -> None:
-    from langsamp_cli.analysis.similarity_run import similarity_report
+    from langsamp_cli.analysis.similarity_run import SimilaritySettings
     from langsamp_cli.experiment.config import library_arguments
 
-    assert library_arguments(similarity_report, {"data_dir": "d", "languages": ["a", "b"], "no_cache": True,
-                                                 "layers": [4, 8]}, "similarity", given=("model",)) == {
-        "data_dir": "d", "languages": "a,b", "use_cache": False, "layers": "4,8"}
+    assert library_arguments(SimilaritySettings, {"data_dir": "d", "languages": ["a", "b"], "no_cache": True,
+                                                  "layers": [4, 8]}, "similarity", given=("model",)) == {
+        "data_dir": "d", "languages": ["a", "b"], "no_cache": True, "layers": [4, 8]}
     with pytest.raises(LangsampError, match=r"^similarity: unknown key 'top' for this stage; known keys: batch_size, compare") as caught:
-        library_arguments(similarity_report, {"data_dir": "d", "top": 3}, "similarity")
+        library_arguments(SimilaritySettings, {"data_dir": "d", "top": 3}, "similarity")
     assert "\n" not in str(caught.value)
     with pytest.raises(LangsampError, match=r"similarity\.data_dir: required"):
-        library_arguments(similarity_report, {"n": 3}, "similarity", given=("model",))
+        library_arguments(SimilaritySettings, {"n": 3}, "similarity", given=("model",))
     with pytest.raises(LangsampError, match=r"similarity\.model: set by the experiment itself"):
-        library_arguments(similarity_report, {"data_dir": "d", "model": "x"}, "similarity", given=("model",))
+        library_arguments(SimilaritySettings, {"data_dir": "d", "model": "x"}, "similarity", given=("model",))
+    with pytest.raises(LangsampError, match=r"^similarity: seed: -1 must be 0 or more; fix the value$"):
+        library_arguments(SimilaritySettings, {"data_dir": "d", "seed": -1}, "similarity", given=("model",))
 
 
 def test_index_html_is_the_markdown_rendered(finished: dict) -> None:
@@ -254,7 +257,7 @@ def test_failed_stage_names_stage_and_log_and_rerun_continues(finished: dict, tm
 def test_variants_start_from_identical_backbone() -> None:
     """The guarantee the ablation rests on: seed -> same backbone weights whatever the variant."""
     from langsamp_cli.pretrain.config import build_config
-    from langsamp_cli.pretrain.trainer import prepare_model
+    from langsamp_cli.pretrain.model_setup import prepare_model
     from langsamp_cli.tokenizer import train_unigram_tokenizer
 
     tokenizer = train_unigram_tokenizer(sentences(ALPHABETS["eng_Latn"], 200, 1), 200)
@@ -270,6 +273,39 @@ def test_variants_start_from_identical_backbone() -> None:
     assert vanilla.keys() == both.keys()
     assert all(torch.equal(vanilla[k], both[k]) for k in vanilla)
     assert not all(torch.equal(vanilla[k], other_seed[k]) for k in vanilla)
+
+
+def test_pretraining_settings_are_resolved_once_and_passed_to_each_variant_in_process(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    """The pretrain section becomes one PretrainConfig when the experiment loads; each variant's in-process stage
+    trains on it with its own run folder and tables (no settings file written and read back). Without a runner
+    the stages run in process."""
+    from langsamp_cli.pretrain import trainer
+    from langsamp_cli.pretrain.config import build_config
+
+    data = make_data(tmp_path)
+    raw = yaml.safe_load(experiment_yaml(tmp_path, data).read_text(encoding="utf-8"))
+    del raw["runner"]
+    path = tmp_path / "no-runner.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    config = load_experiment_config(path)
+    assert config.runner == "inprocess"
+    section = {key: value for key, value in raw["pretrain"].items() if key != "preset"}
+    assert config.pretrain_config == build_config("demo", None, section)
+    trained = []
+    monkeypatch.setattr(trainer, "pretrain", lambda settings, **_: trained.append(settings) or trainer.PretrainResult(
+        Path(settings.output_dir), None, 0, 0, 0.0, None))
+    for stage in plan_stages(config):
+        if stage.kind == "pretrain":
+            stage.library()
+    assert not (config.output_dir / "configs" / "pretrain.yaml").exists()
+    shared_tokenizer = str(config.output_dir / "tokenizer")
+    assert [(s.output_dir, s.lang_emb, s.script_emb, s.tokenizer) for s in trained] == [
+        (str(config.output_dir / "pretrain" / "vanilla"), False, False, shared_tokenizer),
+        (str(config.output_dir / "pretrain" / "both"), True, True, shared_tokenizer)]
+    assert all(dataclasses.replace(s, output_dir="x", lang_emb=True, script_emb=True, tokenizer=None)
+               == dataclasses.replace(config.pretrain_config, output_dir="x", lang_emb=True, script_emb=True)
+               for s in trained)
 
 
 def test_config_errors_are_one_line_and_name_the_key(tmp_path: Path) -> None:

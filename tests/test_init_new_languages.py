@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.model import build_model, load_embedding_tables, save_checkpoint
+from langsamp_cli.embedding_tables import load_embedding_tables
+from langsamp_cli.model import build_model, save_checkpoint
 from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.corpus import scan_corpus
-from langsamp_cli.pretrain.trainer import language_maps, prepare_model, pretrain
+from langsamp_cli.pretrain.model_setup import language_maps, prepare_model
+from langsamp_cli.pretrain.trainer import pretrain
 from helpers import SAMPLE_TEXTS
 
 SOURCE_LANGS = {"deu": 0, "eng": 1, "fra": 2, "rus": 3, "spa": 4}

@@ -1,57 +1,38 @@
-"""The library never reaches up into the CLI: only `commands/` and `cli.py` may import them."""
+"""Layering is linted by import-linter (contracts in pyproject.toml), run here so the test command runs it."""
 
 from __future__ import annotations
 
-import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import langsamp_cli
 
+ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(langsamp_cli.__file__).parent
-CLI_MODULES = ("langsamp_cli.commands", "langsamp_cli.cli")
-ALLOWED = {"cli.py", "__main__.py"}  # __main__ is the `python -m langsamp_cli` entry to the CLI itself
 
 
-def package_of(path: Path) -> str:
-    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` on the package under ``root`` with ``root``'s pyproject.toml (no cache left behind)."""
+    code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True, no_logo=True))"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                          check=False)
 
 
-def imported_modules(path: Path, package: str) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import in ``path`` (a module of ``package``), relative ones resolved."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parent, base] if base else parent)
-            found += [(node.lineno, f"{base}.{alias.name}" if base else alias.name) for alias in node.names]
-            found.append((node.lineno, base))
-    return found
+def test_import_contracts_are_kept() -> None:
+    run = lint_imports(ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
-def reaches_cli(module: str) -> bool:
-    return any(module == name or module.startswith(name + ".") for name in CLI_MODULES)
-
-
-def test_library_modules_do_not_import_the_cli() -> None:
-    offenders = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(PACKAGE)
-        if relative.parts[0] == "commands" or relative.as_posix() in ALLOWED:
-            continue
-        offenders += [f"{relative}:{line} imports {name}" for line, name in imported_modules(path, package_of(path))
-                     if reaches_cli(name)]
-    assert offenders == []
-
-
-def test_the_check_catches_absolute_relative_and_from_imports(tmp_path: Path) -> None:
-    sample = tmp_path / "probe.py"
-    lines = ["from langsamp_cli.commands import eval_transfer", "from ..cli import app", "import langsamp_cli.cli",
-             "from langsamp_cli import commands", "from langsamp_cli.tasks import transfer"]
-    sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    flagged = sorted({line for line, name in imported_modules(sample, "langsamp_cli.analysis") if reaches_cli(name)})
-    assert flagged == [1, 2, 3, 4]
+def test_the_contracts_catch_the_library_importing_the_cli(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    copy = tmp_path / "langsamp_cli"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "task_configs", "samples",
+                                                                 "demo_corpus"))
+    (copy / "analysis" / "probe.py").write_text("from langsamp_cli.commands import donor\n", encoding="utf-8")
+    run = lint_imports(tmp_path)
+    assert run.returncode == 1
+    assert "langsamp_cli.analysis.probe -> langsamp_cli.commands.donor (l.1)" in run.stdout

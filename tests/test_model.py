@@ -11,16 +11,9 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, XLMRobe
 from safetensors.torch import save_file
 
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.model import (
-    OFFICIAL_LANG_KEY,
-    OFFICIAL_SCRIPT_KEY,
-    build_model,
-    load_checkpoint,
-    load_embedding_tables,
-    model_fingerprint,
-    read_id_map,
-    save_checkpoint,
-)
+from langsamp_cli.embedding_tables import load_embedding_tables
+from langsamp_cli.model import build_model, load_checkpoint, model_fingerprint, save_checkpoint
+from langsamp_cli.official_format import OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY, read_id_map
 
 LANG2ID = {"arb": 0, "eng": 1, "rus": 2, "zho": 3}
 SCRIPT2ID = {"Arab": 0, "Cyrl": 1, "Hani": 2, "Latn": 3}

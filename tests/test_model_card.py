@@ -14,7 +14,8 @@ from langsamp_cli.cli import main
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.model_card import EVAL_END, EVAL_START, add_evaluation, replace_evaluation, split_card
 from langsamp_cli.pretrain.config import build_config
-from langsamp_cli.pretrain.trainer import pretrain, read_log
+from langsamp_cli.pretrain.run_dir import read_log
+from langsamp_cli.pretrain.trainer import pretrain
 from helpers import SAMPLE_TEXTS
 
 CORPUS = {"eng_Latn": "en", "spa_Latn": "es", "rus_Cyrl": "ru", "ell_Grek": "el", "hin_Deva": "hi"}  # -> ISO 639-1

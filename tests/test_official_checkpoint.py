@@ -95,7 +95,7 @@ def test_encoder_layer8_vectors_equal_the_official_forward_pass(official: Path, 
     # The old loading (a random token-type row) is far from the official vectors: the test can fail.
     with torch.inference_mode():
         table.normal_(0.0, 0.02, generator=torch.Generator().manual_seed(0))
-    assert np.abs(encoder._run_network(SENTENCES, False) - expected).max() > 1e-3
+    assert np.abs(encoder._run_network(SENTENCES, [8], False)[8] - expected).max() > 1e-3
 
 
 def test_finetuning_backbone_equals_the_official_forward_pass(official: Path) -> None:
@@ -221,7 +221,7 @@ def test_a_bare_encoder_continued_as_masked_lm_notes_the_new_head(tiny_model_dir
 # --------------------------------------------------------------------- issue 13: --lang-map is not silently ignored
 def test_lang_map_beside_a_checkpoint_with_its_own_map_is_noted(tiny_model_dir: Path, tmp_path: Path,
                                                               capfd, monkeypatch) -> None:
-    from langsamp_cli.model import load_embedding_tables
+    from langsamp_cli.embedding_tables import load_embedding_tables
 
     monkeypatch.setattr(model_module, "_NOTES_SHOWN", set())
     ours = save_checkpoint(build_model(str(tiny_model_dir), LANG2ID, SCRIPT2ID), None, tmp_path / "ours")

@@ -167,7 +167,7 @@ def official_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from langsamp_cli.model import OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY
+    from langsamp_cli.official_format import OFFICIAL_LANG_KEY, OFFICIAL_SCRIPT_KEY
 
     folder = tmp_path_factory.mktemp("official")
     rng = np.random.default_rng(2)
@@ -247,12 +247,11 @@ def test_plot_embeddings_default_model_offline_is_a_one_line_error(tmp_path: Pat
 
 def test_plot_embeddings_library_entry_point_returns_what_it_wrote(tiny_langsamp_dir: Path, tmp_path: Path) -> None:
     """`analysis.pca_run.plot_embeddings` (what the command and the experiment call) vs its own files."""
-    from langsamp_cli.analysis.pca_run import plot_embeddings
+    from langsamp_cli.analysis.pca_run import PlotSettings, plot_embeddings
     from langsamp_cli.errors import LangsampError
 
-    run = plot_embeddings(str(tiny_langsamp_dir), languages="eng_Latn,deu_Latn,fra_Latn,spa_Latn,kor_Hang",
-                          table="language",
-                          output_dir=tmp_path / "emb")
+    run = plot_embeddings(PlotSettings(str(tiny_langsamp_dir), languages="eng_Latn,deu_Latn,fra_Latn,spa_Latn,kor_Hang",
+                                       table="language", output_dir=str(tmp_path / "emb")))
     assert [out.table for out in run.outputs] == ["language"] and run.model_source == "local path"
     assert run.outputs[0].skipped == {"kor_Hang": "not in the language-embedding table"}
     record = json.loads((tmp_path / "emb" / "pca.json").read_text())
@@ -262,4 +261,4 @@ def test_plot_embeddings_library_entry_point_returns_what_it_wrote(tiny_langsamp
     assert run.files == [*run.outputs[0].files, tmp_path / "emb" / "pca.json"]
     assert all(path.is_file() for path in run.files)
     with pytest.raises(LangsampError, match="--table 'bogus' is unknown"):
-        plot_embeddings(str(tiny_langsamp_dir), table="bogus", output_dir=tmp_path / "x")
+        plot_embeddings(PlotSettings(str(tiny_langsamp_dir), table="bogus", output_dir=str(tmp_path / "x")))

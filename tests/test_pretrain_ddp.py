@@ -14,7 +14,8 @@ import pytest
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.model import load_checkpoint
-from langsamp_cli.pretrain.trainer import PARAM_HASH_ENV, check_gpus_per_node, parameter_hash, read_log
+from langsamp_cli.pretrain.run_dir import read_log
+from langsamp_cli.pretrain.trainer import PARAM_HASH_ENV, check_gpus_per_node, parameter_hash
 from helpers import SAMPLE_TEXTS
 
 
@@ -88,12 +89,15 @@ def test_more_processes_than_gpus_is_one_line(one_gpu: pytest.MonkeyPatch) -> No
 def test_ranks_that_have_a_gpu_and_unlaunched_runs_pass(one_gpu: pytest.MonkeyPatch) -> None:
     one_gpu.setenv("LOCAL_RANK", "0")
     one_gpu.setenv("LOCAL_WORLD_SIZE", "2")
-    check_gpus_per_node()  # rank 0 has its GPU; rank 1 stops and the launcher ends the group
+    assert check_gpus_per_node() is None  # rank 0 has its GPU (no error); rank 1 stops, the launcher ends the group
+    one_gpu.setenv("LOCAL_RANK", "1")
+    with pytest.raises(LangsampError, match="started 2 processes on this node but it has 1 visible GPU"):
+        check_gpus_per_node()
     one_gpu.delenv("LOCAL_RANK")
-    check_gpus_per_node()  # a plain `langsamp pretrain` is never checked
+    assert check_gpus_per_node() is None  # a plain `langsamp pretrain` is never checked
     one_gpu.setattr("torch.cuda.is_available", lambda: False)
     one_gpu.setenv("LOCAL_RANK", "3")
-    check_gpus_per_node()  # the CPU/gloo path (CUDA_VISIBLE_DEVICES=) has no GPUs to count
+    assert check_gpus_per_node() is None  # the CPU/gloo path (CUDA_VISIBLE_DEVICES=) has no GPUs to count
 
 
 def test_the_check_runs_before_accelerate_starts(one_gpu: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,9 @@ from rich.console import Console
 from safetensors.torch import load_file
 
 from langsamp_cli.pretrain.config import build_config
-from langsamp_cli.pretrain.trainer import (MANIFEST_FILE, STATE_FILE, checkpoint_problem, file_sha256, pretrain,
-                                           run_settings)
+from langsamp_cli.pretrain.checkpoints import MANIFEST_FILE, STATE_FILE, checkpoint_problem, file_sha256
+from langsamp_cli.pretrain.run_dir import run_settings
+from langsamp_cli.pretrain.trainer import pretrain
 from helpers import save_small_xlmr_config, write_sample_corpus
 
 LANGS = ("eng_Latn", "rus_Cyrl", "ell_Grek")

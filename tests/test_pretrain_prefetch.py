@@ -14,7 +14,9 @@ from langsamp_cli.pretrain.collate import MLMCollator
 from langsamp_cli.pretrain.config import build_config
 from langsamp_cli.pretrain.corpus import ChunkSampler, scan_corpus
 from langsamp_cli.pretrain.prefetch import StepPrefetcher
-from langsamp_cli.pretrain.trainer import STATE_FILE, parameter_hash, pretrain, read_log
+from langsamp_cli.pretrain.checkpoints import STATE_FILE
+from langsamp_cli.pretrain.run_dir import read_log
+from langsamp_cli.pretrain.trainer import parameter_hash, pretrain
 from helpers import small_pretrain_settings
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,10 +17,11 @@ from safetensors.torch import load_file
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.model import load_checkpoint
-from langsamp_cli.pretrain.config import PRESETS, build_config
-from langsamp_cli.pretrain.trainer import (STATE_FILE, TrainState, evaluate_and_maybe_stop, parameter_hash, pretrain,
-                                           read_log)
-from helpers import small_pretrain_settings
+from langsamp_cli.pretrain.config import PRESETS, PretrainConfig, build_config
+from langsamp_cli.pretrain.checkpoints import STATE_FILE, TrainState
+from langsamp_cli.pretrain.run_dir import read_log
+from langsamp_cli.pretrain.trainer import evaluate_and_maybe_stop, parameter_hash, pretrain
+from helpers import run_cli, small_pretrain_settings
 
 SUBPROCESS_ENV = {"COLUMNS": "200", "OMP_NUM_THREADS": "1"}
 
@@ -187,6 +190,42 @@ def test_config_precedence_and_presets(tmp_path) -> None:
     continued = build_config("demo", None, {"model": "runs/some-checkpoint"})
     assert not continued.is_from_scratch  # a checkpoint given with --model is continued unless --from-scratch
     assert build_config("demo", None, {"model": "xlm-roberta-base", "from_scratch": True}).is_from_scratch
+
+
+def test_the_command_without_a_preset_runs_the_field_defaults(tmp_path, capsys) -> None:
+    """Each pretraining default lives once, on its field: no --preset is PretrainConfig() and the paper preset
+    changes only what it names."""
+    defaults = PretrainConfig()
+    assert build_config() == build_config(None) == defaults
+    paper = build_config("paper")
+    changed = {f.name for f in dataclasses.fields(PretrainConfig) if getattr(paper, f.name) != getattr(defaults, f.name)}
+    assert changed and changed <= set(PRESETS["paper"])
+    assert run_cli(["pretrain", "--dry-run", "--output-dir", str(tmp_path / "run")]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert rows["lr"] == ["0.001", "default"] and rows["max_steps"] == [str(defaults.max_steps), "default"]
+
+
+@pytest.mark.parametrize(("values", "flag_error", "yaml_error"), [
+    ({"max_seq_len": 4}, "--max-seq-len 4: use at least 8", "max_seq_len 4: use at least 8"),
+    ({"batch_size": 0}, "--batch-size 0: use at least 1", "batch_size 0: use at least 1"),
+    ({"keep_last": 0}, "--keep-last 0: use at least 1", "keep_last 0: use at least 1"),
+    ({"vocab_size": 50}, "--vocab-size 50: use at least 100 (the corpus's characters",
+     "vocab_size 50: use at least 100 (the corpus's characters"),
+    ({"mlm_probability": 1}, "--mlm-probability: 1 must be below 1; fix the value",
+     "mlm_probability: 1 must be below 1; fix the value"),
+    ({"lr": 0}, "--lr: 0 must be greater than 0; fix the value", "lr: 0 must be greater than 0; fix the value"),
+])
+def test_every_limit_holds_wherever_the_value_comes_from(values, flag_error, yaml_error, tmp_path) -> None:
+    """A limit is declared once, with its field: a flag, a --config file and a run's recorded settings (what a
+    resume rebuilds with validate()) are refused the same way."""
+    with pytest.raises(LangsampError, match="^" + re.escape(flag_error)):
+        build_config(None, None, values)
+    config = tmp_path / "run.yaml"
+    config.write_text("".join(f"{key}: {value}\n" for key, value in values.items()), encoding="utf-8")
+    with pytest.raises(LangsampError, match="^" + re.escape(f"{config}:1: {yaml_error}")):
+        build_config(None, config)
+    with pytest.raises(LangsampError, match="^" + re.escape(flag_error)):
+        PretrainConfig(**values).validate()
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess:

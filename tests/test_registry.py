@@ -13,7 +13,7 @@ from helpers import ENGLISH_WORDS, OTHER_WORDS, run_cli, sentences, write_lines
 PACKAGE = Path(langsamp_cli.__file__).parent
 # The same strings meaning something other than a task (module relative to the package, value).
 OTHER_MEANINGS = {
-    ("pretrain/trainer.py", "pos"),        # the position in numpy's RNG state
+    ("pretrain/checkpoints.py", "pos"),    # the position in numpy's RNG state
     ("data/multiparallel.py", "sib200"),   # the SIB-200 folder layout as a pretraining corpus format
 }
 

@@ -149,3 +149,46 @@ def test_report_never_averages_two_models_at_the_same_path(tmp_path: Path) -> No
     report = build_report([tmp_path])  # two folders, two columns (labelled by folder name), never one mean
     means = report.groups[report.groups.group == "all"].set_index("model")["mean"]
     assert sorted(means) == [pytest.approx(50.0), pytest.approx(70.0)] and len(set(means.index)) == 2
+
+
+# Hashes of the settings records written before the settings became objects (issue 21): results made then
+# must keep being reused, so the record built from the settings object hashes the same.
+@pytest.mark.parametrize(("task", "flags", "expected"), [
+    ("sr-t", {"model": "m", "data_dir": "d"}, "6adbef463f3e"),
+    ("sr-t", {"model": "m", "data_dir": "d", "scoring": "margin", "layers": "4,6", "languages": "deu,fra"},
+     "89592d6381f3"),
+    ("sr-b", {"model": "m", "bible_dir": "b", "english_bible": "e", "scoring": "csls", "csls_k": 5},
+     "d1dacfb4686a"),
+])
+def test_a_retrieval_record_hashes_as_before(task: str, flags: dict, expected: str) -> None:
+    from langsamp_cli.task_config import resolve_settings
+    from langsamp_cli.tasks.retrieval_run import retrieval_record
+    from langsamp_cli.tasks.scoring import scoring_from
+
+    settings = resolve_settings(task, flags)
+    assert settings_hash(retrieval_record(settings, scoring_from(settings))) == expected
+
+
+@pytest.mark.parametrize(("task", "flags", "expected"), [
+    ("sib200", {"model": "m", "data_dir": "d"}, "9c36a52c6575"),
+    ("pos", {"model": "m", "data_dir": "d", "lr": 3e-5, "max_train_samples": 50}, "8167e52c0e4f"),
+    ("taxi1500", {"model": "m", "data_dir": "d", "bible": ["x.tsv"], "seeds": "1-3"}, "f3b0bc9ac4dc"),
+])
+def test_a_transfer_record_hashes_as_before(task: str, flags: dict, expected: str) -> None:
+    from langsamp_cli.task_config import resolve_settings
+    from langsamp_cli.tasks.transfer import transfer_record
+
+    assert settings_hash(transfer_record(resolve_settings(task, flags), 2, "eng_Latn")) == expected
+
+
+def test_the_keys_left_out_of_the_hash_come_from_the_settings_declarations() -> None:
+    """The fields declared run_only or hashed=False, plus the model fingerprint; the same set the results format has
+    always hashed without ('config', run-only, is never recorded in a unit)."""
+    from langsamp_cli.results import config_hash, unhashed_keys
+
+    assert unhashed_keys() == {"languages", "output_dir", "device", "batch_size", "eval_batch_size", "cache_dir",
+                               "shard", "overwrite", "dtype", "mixed_precision", "keep_model", "no_cache",
+                               "fingerprint", "config_files", "description", "config"}
+    base = {"layer": 8, "pairs": 1000, "max_length": 512}
+    assert config_hash({**base, "batch_size": 8, "device": "cpu"}) == config_hash({**base, "batch_size": 64})
+    assert config_hash({**base, "layer": 7}) != config_hash(base)

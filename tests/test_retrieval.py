@@ -37,7 +37,7 @@ def test_scores_match_an_independent_pipeline(tiny_model_dir):
     english = sentences(ENGLISH_WORDS, 40, seed=1)
     target = sentences(OTHER_WORDS["deu_Latn"], 40, seed=1)
     encoder = SentenceEncoder(str(tiny_model_dir), layer=8, batch_size=8, use_cache=False)
-    got = score_pairs(ParallelPairs("deu_Latn", target, english), encoder)
+    got = score_pairs(ParallelPairs("deu_Latn", target, english), encoder, [8])[8]
     expected = brute_force_accuracy(brute_force(tiny_model_dir, target, 8), brute_force(tiny_model_dir, english, 8))
     assert got == expected
 
@@ -47,10 +47,10 @@ def test_shared_english_is_encoded_once(tiny_model_dir):
     encoder = SentenceEncoder(str(tiny_model_dir), batch_size=8, use_cache=False)
     seen: list[str] = []
     network = encoder._run_network
-    encoder._run_network = lambda texts, progress: (seen.extend(texts), network(texts, progress))[1]
+    encoder._run_network = lambda texts, layers, progress: (seen.extend(texts), network(texts, layers, progress))[1]
     targets = {lang: sentences(words, 30, seed=3) for lang, words in OTHER_WORDS.items()}
     for lang, target in targets.items():
-        score_pairs(ParallelPairs(lang, target, english), encoder)
+        score_pairs(ParallelPairs(lang, target, english), encoder, [encoder.layer])
     assert sorted(seen) == sorted(set(english) | {s for t in targets.values() for s in t})
     assert len(seen) == len(set(seen))
 

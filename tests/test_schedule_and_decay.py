@@ -10,7 +10,8 @@ import pytest
 from helpers import small_pretrain_settings
 from langsamp_cli.model import build_model
 from langsamp_cli.pretrain.config import build_config
-from langsamp_cli.pretrain.trainer import make_optimizer, pretrain, read_log
+from langsamp_cli.pretrain.run_dir import read_log
+from langsamp_cli.pretrain.trainer import make_optimizer, pretrain
 from langsamp_cli.weight_decay import decays, weight_decay_groups
 
 

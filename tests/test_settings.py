@@ -10,7 +10,7 @@ import pytest
 
 from helpers import run_cli
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.pretrain.config import PRESETS, PretrainConfig, build_config
+from langsamp_cli.pretrain.config import PretrainConfig, build_config
 from langsamp_cli.settings import (
     check_known_keys,
     cli_fields,
@@ -138,7 +138,7 @@ def test_pretrain_flags_are_every_config_field_but_the_yaml_only_ones(capsys) ->
     assert {f.name for f in dataclasses.fields(PretrainConfig)} - cli == {"cache_bytes", "adam_betas"}
     assert run_cli(["pretrain", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert f"(demo: {PRESETS['demo']['max_steps']}, paper: 150,000)" in text
+    assert f"(demo: {PretrainConfig().max_steps}, paper: 150,000)" in text
 
 
 def test_a_new_setting_flag_reaches_the_fine_tuning_loop() -> None:
@@ -182,3 +182,47 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag(args, message, tmp_path, c
     assert run_cli([*args, "--model", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
+ANALYSIS_FLAGS = {
+    "similarity": {"--model", "-m", "--data-dir", "--compare", "--languages", "--n", "--layer", "--layers", "--seed",
+                   "--output-dir", "--batch-size", "--max-length", "--device", "--no-cache"},
+    "plot-embeddings": {"--model", "-m", "--languages", "--color-by", "--table", "--lang-map", "--max-labels",
+                        "--label", "--output-dir"},
+    "donor": {"--target", "-t", "--model", "-m", "--candidates", "--top", "--method", "--json", "--evaluate",
+              "--data-dir", "--uriel-features", "--lang-map", "--output-dir", "--eval-option", "--mixed-precision"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ANALYSIS_FLAGS))
+def test_analysis_commands_keep_their_flag_names(name: str) -> None:
+    import typer
+
+    from langsamp_cli.cli import app
+
+    command = typer.main.get_command(app).commands[name]
+    flags = {opt for param in command.params for opt in param.opts} - {"--help"}
+    assert flags == ANALYSIS_FLAGS[name]
+
+
+@pytest.mark.parametrize(("args", "shown"), [
+    (["similarity"], ["--n N Parallel sentences sampled per language. (default: 100)",
+                      "--seed N Seed of the sentence sample. (default: 1)", "(default: results/similarity)"]),
+    (["plot-embeddings"], ["(default: head)", "(default: 60)", "(default: results/embeddings)"]),
+    (["donor"], ["candidates. (default: 10)", "(default: lang)"]),
+])
+def test_analysis_help_shows_the_settings_field_defaults(args: list[str], shown: list[str], capsys) -> None:
+    assert run_cli([*args, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(part in text for part in shown), text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["similarity", "--model", "m", "--data-dir", "d", "--seed", "-1"], "error: --seed: -1 must be 0 or more"),
+    (["plot-embeddings", "--max-labels", "-1"], "error: --max-labels: -1 must be 0 or more"),
+    (["donor", "--target", "yue_Hani", "--top", "0"], "error: --top: 0 must be greater than 0"),
+])
+def test_analysis_flag_limits_are_one_line_errors(args: list[str], message: str, capsys) -> None:
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1

@@ -223,7 +223,8 @@ def run_real_sib200(model: Path, data: Path, out: Path, n: int) -> dict:
 
 @pytest.mark.shared_data
 def test_real_sib200_paper_languages_quick(tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
-    run_real_sib200(tiny_model_dir, shared_data, tmp_path, n=16)
+    record = run_real_sib200(tiny_model_dir, shared_data, tmp_path, n=16)
+    assert len(record["provenance"]["data"]["sentence_ids"]) == 16
 
 
 @pytest.mark.slow
@@ -236,14 +237,14 @@ def test_real_sib200_paper_protocol(tiny_model_dir: Path, shared_data: Path, tmp
 
 def test_library_entry_point_writes_the_files_and_returns_their_numbers(tiny_model_dir: Path, tmp_path: Path) -> None:
     """`similarity_report` (what the command and the experiment call): files, typed summary, layers."""
-    from langsamp_cli.analysis.similarity_run import similarity_report
+    from langsamp_cli.analysis.similarity_run import SimilaritySettings, similarity_report
     from langsamp_cli.tiny import build_tiny_model
 
     other = build_tiny_model(all_sample_texts(), tmp_path / "other", vocab_size=400, seed=7)
     sib_fixture(tmp_path / "data", n=10)
-    report = similarity_report(str(tiny_model_dir), tmp_path / "data", compare=str(other),
-                               languages=["eng_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva"], n=12,
-                               layers=[2, 8], output_dir=tmp_path / "out", use_cache=False)
+    report = similarity_report(SimilaritySettings(str(tiny_model_dir), str(tmp_path / "data"), compare=str(other),
+                                                  languages=["eng_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva"], n=12,
+                                                  layers=[2, 8], output_dir=str(tmp_path / "out"), no_cache=True))
     assert sorted(report.layers) == [2, 8] and report.result is None
     assert report.languages == ["eng_Latn", "rus_Cyrl", "arb_Arab"] and report.n == 10
     assert all(path.is_file() for path in report.files) and tmp_path / "out" / "layers.csv" in report.files

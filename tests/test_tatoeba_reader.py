@@ -113,10 +113,10 @@ def test_bare_codes_match_the_data_in_another_script():
 
 
 def test_real_laser_bare_codes(shared_data):
-    from langsamp_cli.tasks import requested_languages
+    from langsamp_cli.task_config import load_settings
     from langsamp_cli.tasks.retrieval import plan_sr_t
 
-    requested, bare = requested_languages("uzb,srp,deu")
-    plan = plan_sr_t(shared_data / "tatoeba" / "v1", requested, any_script=bare)
+    settings = load_settings("sr-t", {"data_dir": str(shared_data / "tatoeba" / "v1"), "languages": "uzb,srp,deu"})
+    plan = plan_sr_t(settings, {})
     assert sorted(plan.units) == ["deu_Latn", "srp_Latn", "uzb_Cyrl"] and not plan.problems
     assert len(plan.units["uzb_Cyrl"].load()) > 100

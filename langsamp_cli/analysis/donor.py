@@ -23,7 +23,6 @@ the candidates by script embedding and by URIEL instead.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,81 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from langsamp_cli.analysis.similarity import PAPER_LANGUAGES
+from langsamp_cli.embedding_tables import alias_ids, language_key, script_key
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.tasks.transfer_run import TRANSFER_TASKS
 
-DEFAULT_MODEL = "yihongLiu/LangSAMP"
 METHODS = ("lang", "script", "uriel", "combined")
 PAPER_DONORS = PAPER_LANGUAGES
-
-
-# ---------------------------------------------------------------------------- the checkpoint
-def _offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def resolve_checkpoint(model: str | None) -> tuple[str, str]:
-    """(local path, how it was found) for ``--model``; the released checkpoint when omitted.
-
-    A local directory is used as is. A hub name is looked up in the Hugging Face cache first (no
-    network); only when it is missing and we are not offline is it downloaded.
-    """
-    if model and Path(model).expanduser().exists():
-        return str(Path(model).expanduser()), "local path"
-    name = model or DEFAULT_MODEL
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(name, local_files_only=True), "Hugging Face cache"
-    except Exception:  # noqa: BLE001 - any failure here only means "not cached"; we try the network next
-        pass
-    hint = ("pass --model PATH (a LangSAMP checkpoint directory, ours or the official format)" if model is None
-            else "check the name, or pass a local LangSAMP checkpoint directory (ours or the official format)")
-    if _offline():
-        raise LangsampError(f"{name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
-                            f"download it once while online or {hint}")
-    try:
-        return snapshot_download(name, etag_timeout=10, ignore_patterns=["*.h5", "*.msgpack", "*.onnx", "*.ot"]), \
-            "downloaded"
-    except Exception as err:  # noqa: BLE001 - network/auth/repo errors all end the same way for the user
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise LangsampError(f"cannot get {name} from the Hugging Face hub ({first}); {hint}") from err
-
-
-def load_tables(model: str | None, lang_map: str | None = None):
-    """(EmbeddingTables, path, how found) for ``--model`` or the released checkpoint."""
-    from langsamp_cli.model import load_embedding_tables
-
-    path, found = resolve_checkpoint(model)
-    return load_embedding_tables(path, lang_map=lang_map), path, found
-
-
-# ---------------------------------------------------------------------------- table lookups
-def _aliases(lang_script: str) -> list[str]:
-    try:
-        from langsamp_cli.languages import lang_script_aliases
-
-        return [a for a in lang_script_aliases(lang_script) if a != lang_script]
-    except (ImportError, LangsampError):
-        return []
-
-
-def language_key(lang_script: str, key2id: dict[str, int]) -> str | None:
-    """The row of the language table serving ``lang_script``: the id itself, its ISO code, then aliases."""
-    for candidate in [lang_script, *_aliases(lang_script)]:
-        for key in (candidate, candidate.split("_", 1)[0]):
-            if key in key2id:
-                return key
-    return None
-
-
-def script_key(lang_script: str, key2id: dict[str, int]) -> str | None:
-    for candidate in [lang_script, *_aliases(lang_script)]:
-        script = candidate.split("_", 1)[1] if "_" in candidate else None
-        if script in key2id:
-            return script
-    return None
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -223,10 +153,10 @@ def _uriel_scores(target: str, candidates: Sequence[str], required: bool,
 
 def rank_donors(target: str, candidates: Sequence[str], tables=None, method: str = "lang",
                 uriel_features: tuple[str, ...] | None = None) -> DonorRanking:
-    """Score ``candidates`` as donors for ``target``; ``tables`` is model.EmbeddingTables (not needed for uriel)."""
+    """Score ``candidates`` as donors for ``target``; ``tables`` is embedding_tables.EmbeddingTables (not needed for uriel)."""
     if method not in METHODS:
         raise LangsampError(f"--method {method!r} is unknown; use one of {', '.join(METHODS)}")
-    same = {target, *_aliases(target)}  # yue_Hant is the target yue_Hani under its FLORES id: not a donor
+    same = {target, *alias_ids(target)}  # yue_Hant is the target yue_Hani under its FLORES id: not a donor
     excluded = [c for c in dict.fromkeys(candidates) if c in same]
     candidates = [c for c in dict.fromkeys(candidates) if c not in same]
     if not candidates:

@@ -144,7 +144,7 @@ def select(points: Points, spec: str | None, tables=None) -> Points:
 
 
 def _listed(points: Points, spec: str) -> tuple[list[int], dict[str, str]]:
-    from langsamp_cli.analysis.donor import language_key
+    from langsamp_cli.embedding_tables import language_key
     from langsamp_cli.languages import parse_language_list
 
     index = {label: i for i, label in enumerate(points.labels)}

@@ -1,7 +1,8 @@
 """Library entry point of `langsamp plot-embeddings`: load the tables -> PCA figures + CSVs + pca.json -> summary.
 
-``plot_embeddings(model, ...)`` is what `langsamp plot-embeddings` does (the command only parses flags, calls
-it and prints the summary table); the experiment's ``plots:<variant>`` stages call it too. The PCA and the
+``plot_embeddings(settings)`` is what `langsamp plot-embeddings` does (the command only turns flags into
+:class:`PlotSettings`, calls it and prints the summary table); the experiment's ``plots:<variant>`` stages build
+the same settings from their YAML section and call it too. The PCA and the
 figures come from :mod:`langsamp_cli.analysis.pca` and :mod:`langsamp_cli.plots`.
 """
 
@@ -13,12 +14,33 @@ from typing import TYPE_CHECKING
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.logs import get_logger
+from langsamp_cli.settings import setting
 
 if TYPE_CHECKING:  # analysis.pca imports matplotlib: not at CLI start-up
     from langsamp_cli.analysis.pca import PcaOutput
 
 TABLES = ("both", "language", "script")
-DEFAULT_OUTPUT_DIR = Path("results/embeddings")
+
+
+@dataclass
+class PlotSettings:
+    """The settings of one `langsamp plot-embeddings` run (each field is a flag and a key of the experiment's
+    ``plots:`` section)."""
+
+    model: str | None = setting("LangSAMP checkpoint, ours or the official format (default: the released "
+                                "yihongLiu/LangSAMP from the Hugging Face cache, downloaded when online).",
+                                "--model", "-m")
+    languages: str | list[str] = setting("head | tail | all | family:NAME (or just the family, e.g. Indo-European) "
+                                         "| comma list or file of ids.", default="head")
+    color_by: str = setting("Colour language points by script, family or head_tail.", default="script")
+    table: str = setting("both | language | script.", default="both")
+    lang_map: str | None = setting("Official full_dicts.pkl / .json id mapping (for official checkpoints that do "
+                                   "not ship one).", path=True)
+    max_labels: int = setting("Label at most this many points (the most spread out).", default=60,
+                              non_negative=True)
+    label: str | None = setting("Comma list of languages always labelled when not every point can be (default: "
+                                "the paper's ten; 'none' for none).")
+    output_dir: str = setting("Where PNG/SVG/CSV go.", default="results/embeddings", path=True)
 
 
 @dataclass
@@ -46,31 +68,28 @@ class EmbeddingPlots:
         return "\n".join([*lines, self.wrote_line()])
 
 
-def plot_embeddings(model: str | None = None, *, languages: str = "head", color_by: str = "script",
-                    table: str = "both", lang_map: Path | str | None = None, max_labels: int = 60,
-                    label: str | None = None, output_dir: Path | str = DEFAULT_OUTPUT_DIR) -> EmbeddingPlots:
+def plot_embeddings(settings: PlotSettings) -> EmbeddingPlots:
     """2-D PCA of a LangSAMP checkpoint's language and/or script embeddings (paper Figure 3).
 
     ``model`` None: the released checkpoint from the Hugging Face cache. ``table`` both|language|script
     (a checkpoint with one table plots that one); ``label``: comma list always labelled (default: the
     paper's ten; 'none' for none). Writes ``<table>_pca.csv/.png/.svg`` and ``pca.json``.
     """
-    from langsamp_cli.analysis.donor import DEFAULT_MODEL, load_tables
     from langsamp_cli.analysis.pca import language_points, plot_table, script_points, select
     from langsamp_cli.analysis.similarity import PAPER_LANGUAGES, display_names
+    from langsamp_cli.embedding_tables import open_tables
     from langsamp_cli.io_utils import atomic_write_json
-    from langsamp_cli.model_source import resolve_model
 
-    _check(table, color_by, max_labels)
-    output_dir = Path(output_dir)
+    table, color_by, max_labels = settings.table, settings.color_by, settings.max_labels
+    languages = settings.languages if isinstance(settings.languages, str) else ",".join(settings.languages)
+    _check(table, color_by)
+    output_dir = Path(settings.output_dir)
     log = get_logger()
-    model = resolve_model(model, needs_config=False) if model else model  # embedding tables: a folder of them will do
-    if model is None:
-        resolve_model(DEFAULT_MODEL, default=True)
-    tables, model_path, found = load_tables(model, str(lang_map) if lang_map else None)
+    opened = open_tables(settings.model, settings.lang_map)
+    tables, model_path, found = opened.tables, opened.path, opened.found
     log.info(f"model: {model_path} ({found})")
-    run = EmbeddingPlots(str(model_path), found, display_names(model or model_path)[0], output_dir)
-    always = _always_label(label, PAPER_LANGUAGES)
+    run = EmbeddingPlots(str(model_path), found, display_names(opened.model or model_path)[0], output_dir)
+    always = _always_label(settings.label, PAPER_LANGUAGES)
     if table == "both":  # a 'lang' or 'script' variant has one table: plot that one
         for present, other in ((tables.lang, "language"), (tables.script, "script")):
             if present is None:
@@ -92,15 +111,13 @@ def plot_embeddings(model: str | None = None, *, languages: str = "head", color_
     return run
 
 
-def _check(table: str, color_by: str, max_labels: int) -> None:
+def _check(table: str, color_by: str) -> None:
     from langsamp_cli.analysis.pca import COLOR_BY
 
     if table not in TABLES:
         raise LangsampError(f"--table {table!r} is unknown; use one of {', '.join(TABLES)}")
     if color_by not in COLOR_BY:
         raise LangsampError(f"--color-by {color_by!r} is unknown; use one of {', '.join(COLOR_BY)}")
-    if max_labels < 0:
-        raise LangsampError(f"--max-labels must be 0 or more (got {max_labels})")
 
 
 def _always_label(value: str | None, default: tuple[str, ...]) -> list[str]:

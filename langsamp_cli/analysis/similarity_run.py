@@ -1,13 +1,13 @@
 """Library entry point of `langsamp similarity`: check inputs -> sample, encode, score -> files -> typed summary.
 
-``similarity_report(model, data_dir, ...)`` is what `langsamp similarity` does (the command only parses
-flags, calls it and prints the matrices); the experiment's ``similarity:<variant>`` stages call it too.
+``similarity_report(settings)`` is what `langsamp similarity` does (the command only turns flags into
+:class:`SimilaritySettings`, calls it and prints the matrices); the experiment's ``similarity:<variant>`` stages
+build the same settings from their YAML section and call it too.
 The numbers and files come from :mod:`langsamp_cli.analysis.similarity`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +21,33 @@ from langsamp_cli.analysis.similarity import (
 )
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.logs import get_logger
+from langsamp_cli.settings import setting
 
-DEFAULT_OUTPUT_DIR = Path("results/similarity")
+
+@dataclass
+class SimilaritySettings:
+    """The settings of one `langsamp similarity` run (each field is a flag and a key of the experiment's
+    ``similarity:`` section)."""
+
+    model: str = setting("Encoder: our checkpoint dir, any HF model name or path.", "--model", "-m")
+    data_dir: str = setting("Multi-parallel data: SIB-200/FLORES folders, Bibles (verse-id TSV / CES XML) or "
+                            "line-aligned <lang_Script>.txt files.", path=True)
+    compare: str | None = setting("Baseline model: adds side-by-side heatmaps and the per-pair difference ours - "
+                                  "baseline.")
+    languages: list[str] | None = setting("Comma list or a file of ids (default: the paper's ten).")
+    n: int = setting("Parallel sentences sampled per language.", default=DEFAULT_N)
+    layer: int = setting("hidden_states index to mean-pool (8 = output of block 8).", default=DEFAULT_LAYER)
+    layers: str | list[int] | None = setting("Every layer from one pass: 'all' (0..depth) or a comma list such as "
+                                             "4,6,8; writes layer<k>/ per layer plus layers.csv/.json/.png/.svg "
+                                             "(mean similarity against layer).")
+    seed: int = setting("Seed of the sentence sample.", default=DEFAULT_SEED, non_negative=True,
+                        maximum=2**31 - 1)
+    output_dir: str = setting("Where CSV/PNG/SVG/JSON go.", default="results/similarity", path=True)
+    batch_size: int = setting("Sentences per forward pass.", default=32)
+    max_length: int | None = setting("Tokens per sentence incl. <s> </s> (default 512, or less when the model has "
+                                     "fewer positions).")
+    device: str | None = setting("cpu, cuda, cuda:N (default: cuda when available).")
+    no_cache: bool = setting("Neither read nor write the embedding cache.", "--no-cache", default=False)
 
 
 @dataclass
@@ -90,16 +115,11 @@ def _plain(kind: str, text: str) -> str:
     return f"{kind}: {text}" if kind == "note" else f"{kind} {text}" if kind else text
 
 
-def similarity_report(model: str, data_dir: Path | str, *, compare: str | None = None,
-                      languages: str | Sequence[str] | None = None, n: int = DEFAULT_N,
-                      layer: int = DEFAULT_LAYER, layers: str | Sequence[int] | None = None,
-                      seed: int = DEFAULT_SEED, output_dir: Path | str = DEFAULT_OUTPUT_DIR,
-                      batch_size: int = 32, max_length: int | None = None, device: str | None = None,
-                      use_cache: bool = True) -> SimilarityReport:
-    """Language neutrality of ``model`` (and of the ``compare`` baseline) on parallel data; writes the files.
+def similarity_report(settings: SimilaritySettings) -> SimilarityReport:
+    """Language neutrality of ``settings.model`` (and of the ``compare`` baseline) on parallel data; writes the files.
 
-    ``languages``: ids, a comma list or a file of ids (default: the paper's ten). ``layers``: 'all' or
-    several layers (``layer<k>/`` per layer plus layers.csv/.json/.png/.svg); otherwise one ``layer``.
+    ``languages``: ids or a file of ids (default: the paper's ten). ``layers``: 'all' or several layers
+    (``layer<k>/`` per layer plus layers.csv/.json/.png/.svg); otherwise the one ``layer``.
     """
     from langsamp_cli.analysis.similarity import (
         run_similarity,
@@ -110,22 +130,24 @@ def similarity_report(model: str, data_dir: Path | str, *, compare: str | None =
     from langsamp_cli.data.parallel import check_data_dir
     from langsamp_cli.model_source import require_tokenizer, resolve_model
 
+    n, seed = settings.n, settings.seed
     if n < 2:
         raise LangsampError(f"--n {n}: need at least 2 sentences per language (each language's mean vector is "
                             "subtracted, so one sentence leaves only zeros); use --n 2 or more")
-    requested = _languages(languages)
-    data_dir, output_dir = Path(data_dir), Path(output_dir)
+    requested = _languages(settings.languages)
+    data_dir, output_dir = Path(settings.data_dir), Path(settings.output_dir)
     check_data_dir(data_dir)
-    model = resolve_model(model)
-    compare = resolve_model(compare, flag="--compare") if compare else None
+    model = resolve_model(settings.model)
+    compare = resolve_model(settings.compare, flag="--compare") if settings.compare else None
     for name, flag in ((model, "--model"), (compare, "--compare")):
         if name:
             require_tokenizer(name, flag)
-    options = {"batch_size": batch_size, "max_length": max_length, "device": device, "use_cache": use_cache}
-    if layers:
+    options = {"batch_size": settings.batch_size, "max_length": settings.max_length, "device": settings.device,
+               "use_cache": not settings.no_cache}
+    if settings.layers:
         from langsamp_cli.encode import model_depth, parse_layers
 
-        chosen = parse_layers(_layer_spec(layers), model_depth(model))
+        chosen = parse_layers(settings.layers, model_depth(model))
         if compare:
             chosen = parse_layers(chosen, min(model_depth(model), model_depth(compare)))
         by_layer, data = run_similarity_layers(model, data_dir, requested, chosen, n=n, seed=seed, compare=compare,
@@ -134,7 +156,7 @@ def similarity_report(model: str, data_dir: Path | str, *, compare: str | None =
         _log_data_notes(report)
         report.files = write_layer_outputs(by_layer, output_dir)
         return report
-    result, data = run_similarity(model, data_dir, requested, n=n, layer=layer, seed=seed, compare=compare,
+    result, data = run_similarity(model, data_dir, requested, n=n, layer=settings.layer, seed=seed, compare=compare,
                                   **options)
     report = SimilarityReport(model, compare, output_dir, n, data, result=result)
     _log_data_notes(report)
@@ -148,13 +170,10 @@ def _log_data_notes(report: SimilarityReport) -> None:
         (log.warning if kind else log.info)(_plain(kind, text))
 
 
-def _languages(value: str | Sequence[str] | None) -> list[str] | None:
+def _languages(value: list[str] | None) -> list[str] | None:
+    """The ids asked for: a comma list's items or one file of ids (default: the paper's ten)."""
     from langsamp_cli.languages import parse_language_list
 
     if not value:
         return list(PAPER_LANGUAGES)
-    return parse_language_list(value if isinstance(value, str) else ",".join(map(str, value)))
-
-
-def _layer_spec(value: str | Sequence[int]) -> str | list[int]:
-    return value if isinstance(value, str) else [int(k) for k in value]
+    return parse_language_list(",".join(value))

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from langsamp_cli.pretrain.config import PRESETS
+from langsamp_cli.pretrain.config import DEFAULT_PRESET, PRESETS
 from langsamp_cli.progress import print_table
 
 
@@ -28,7 +28,7 @@ def pretrain_command():
     from langsamp_cli.settings import make_command, typer_parameters
 
     options = [
-        _option("preset", str, "demo", "--preset", metavar="|".join(PRESETS), help=f"Base settings: {' | '.join(PRESETS)} (--config and flags "
+        _option("preset", str, DEFAULT_PRESET, "--preset", metavar="|".join(PRESETS), help=f"Base settings: {' | '.join(PRESETS)} (--config and flags "
                 "override them)."),
         _option("config", Optional[Path], None, "--config", help="YAML of settings over the preset (keys: the "
                 "flag names, with - or _); flags win."),
@@ -67,7 +67,8 @@ def _pretrain(values: dict) -> None:
     check_output_dir(settings.output_dir)
     if not resume:  # a resumed run loads its own checkpoint
         _check_sources(settings)
-    from langsamp_cli.pretrain.trainer import language_counts_table, pretrain  # heavy: after the cheap checks
+    from langsamp_cli.pretrain.run_dir import language_counts_table
+    from langsamp_cli.pretrain.trainer import pretrain  # heavy: after the cheap checks
 
     err = Console(stderr=True, emoji=False)
     started = time.time()

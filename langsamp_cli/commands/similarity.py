@@ -2,54 +2,43 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
 import numpy as np
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from langsamp_cli.analysis.similarity import DEFAULT_LAYER, DEFAULT_N, DEFAULT_SEED, difference
-from langsamp_cli.analysis.similarity_run import DEFAULT_OUTPUT_DIR, SimilarityReport
+from langsamp_cli.analysis.similarity import difference
+from langsamp_cli.analysis.similarity_run import SimilarityReport, SimilaritySettings
 from langsamp_cli.progress import print_table
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
-    app.command("similarity")(similarity)
+    app.command("similarity")(similarity_command())
 
 
-def similarity(
-    model: str = typer.Option(..., "--model", "-m", help="Encoder: our checkpoint dir, any HF model name or path."),
-    data_dir: Path = typer.Option(..., "--data-dir", help="Multi-parallel data: SIB-200/FLORES folders, Bibles "
-                                  "(verse-id TSV / CES XML) or line-aligned <lang_Script>.txt files."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="Baseline model: adds side-by-side heatmaps and "
-                                          "the per-pair difference ours - baseline."),
-    languages: Optional[str] = typer.Option(None, "--languages", help="Comma list or a file of ids "
-                                            "(default: the paper's ten)."),
-    n: int = typer.Option(DEFAULT_N, "--n", help="Parallel sentences sampled per language."),
-    layer: int = typer.Option(DEFAULT_LAYER, "--layer",
-                              help="hidden_states index to mean-pool (8 = output of block 8)."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Every layer from one pass: 'all' (0..depth) or "
-                                         "a comma list such as 4,6,8; writes layer<k>/ per layer plus "
-                                         "layers.csv/.json/.png/.svg (mean similarity against layer)."),
-    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sentence sample.", min=0, max=2**31 - 1),
-    output_dir: Path = typer.Option(DEFAULT_OUTPUT_DIR, "--output-dir", help="Where CSV/PNG/SVG/JSON go."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Sentences per forward pass."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per sentence incl. <s> </s> "
-                                             "(default 512, or less when the model has fewer positions)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda when available)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
-) -> None:
-    """Language neutrality (paper §5.3): mean cosine of translation pairs, each language's centroid subtracted."""
+def similarity_command():
+    """`langsamp similarity`: one flag per SimilaritySettings field, its default shown from the field."""
+    import dataclasses
+
+    from langsamp_cli.settings import make_command, typer_parameters
+
+    defaults = {f.name: f.default for f in dataclasses.fields(SimilaritySettings)
+                if f.default not in (None, False, dataclasses.MISSING)}
+    return make_command("similarity", "Language neutrality (paper §5.3): mean cosine of translation pairs, each "
+                        "language's centroid subtracted.",
+                        typer_parameters(SimilaritySettings, defaults=defaults, required=("model", "data_dir")),
+                        _similarity)
+
+
+def _similarity(values: dict) -> None:
     from langsamp_cli.analysis.similarity_run import similarity_report
     from langsamp_cli.output_checks import check_output_dir
+    from langsamp_cli.settings import from_flags
 
-    check_output_dir(output_dir)
-    report = similarity_report(model, data_dir, compare=compare, languages=languages, n=n, layer=layer,
-                               layers=layers, seed=seed, output_dir=output_dir, batch_size=batch_size,
-                               max_length=max_length, device=device, use_cache=not no_cache)
+    settings = from_flags(SimilaritySettings, values)
+    check_output_dir(settings.output_dir)
+    report = similarity_report(settings)
     console = Console()
     if report.layers:
         _print_layer_summary(console, report)

@@ -1,5 +1,5 @@
 """The record a clean copy carries (``contamination.json`` in its root), read by `pretrain` and skipped by the
-corpus reader. Torch-free and light: pretrain/corpus.py and pretrain/trainer.py import it."""
+corpus reader. Torch-free and light: pretrain/corpus.py and pretrain/run_dir.py import it."""
 
 from __future__ import annotations
 

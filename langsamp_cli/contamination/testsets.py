@@ -77,12 +77,6 @@ def load_test_sets(task: str, path: Path) -> TestSets:
     return found
 
 
-def _settings(task: str, overrides: dict) -> dict:
-    from langsamp_cli.task_config import load_task_config
-
-    return load_task_config(task, overrides)
-
-
 def _retrieval_sets(found: TestSets) -> None:
     from langsamp_cli.data.parallel import ENGLISH
 
@@ -104,15 +98,16 @@ def _retrieval_sets(found: TestSets) -> None:
 def _retrieval_plan(task: str, path: Path):
     from langsamp_cli.data.bible import discover_bibles
     from langsamp_cli.data.parallel import ENGLISH
+    from langsamp_cli.task_config import load_settings
     from langsamp_cli.tasks import registry
 
     spec = registry.get(task)
     if not path.is_dir():
         raise LangsampError(f"--against {task}={path}: not a folder; pass the folder `langsamp eval {task} "
                             "--data-dir` takes")
-    settings = _settings(task, {"data_dir": str(path)})
+    settings = load_settings(task, {"data_dir": str(path)})
     try:
-        plan = spec.build_data()(settings, {"data_dir": str(path)})
+        plan = spec.data(settings, {"data_dir": str(path)})
     except LangsampError:
         if "bible_dir" not in spec.inputs:
             raise
@@ -125,20 +120,21 @@ def _retrieval_plan(task: str, path: Path):
     if english is None:
         raise LangsampError(f"--against {task}={path}: neither {task} pair files nor whole Bibles with an English "
                             "one (eng_Latn) to pair with; check the folder")
-    settings = _settings(task, {"bible_dir": str(path), "english_bible": str(english)})
+    settings = load_settings(task, {"bible_dir": str(path), "english_bible": str(english)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return spec.build_data()(settings, {})
+        return spec.data(settings, {})
 
 
 def _transfer_sets(found: TestSets) -> None:
-    from langsamp_cli.data.transfer_inputs import build_transfer_data
+    from langsamp_cli.task_config import load_settings
+    from langsamp_cli.tasks.transfer_inputs import build_transfer_data
 
     if not found.path.is_dir():
         raise LangsampError(f"--against {found.task}={found.path}: not a folder; pass the folder "
                             f"`langsamp eval {found.task} --data-dir` takes")
     quiet = Console(file=io.StringIO(), emoji=False)  # its "not used" lines come back as problems below
-    settings = _settings(found.task, {"data_dir": str(found.path)})
+    settings = load_settings(found.task, {"data_dir": str(found.path)})
     try:
         data = build_transfer_data(found.task, settings, quiet)
     except LangsampError:
@@ -147,7 +143,7 @@ def _transfer_sets(found: TestSets) -> None:
         stand_in = _any_file(found.task, found.path)
         if stand_in is None:
             raise
-        settings = _settings(found.task, {"data_dir": str(found.path), "train_file": str(stand_in),
+        settings = load_settings(found.task, {"data_dir": str(found.path), "train_file": str(stand_in),
                                           "dev_file": str(stand_in)})
         data = build_transfer_data(found.task, settings, quiet)
     found.problems.update(data.problems)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from langsamp_cli.data.parallel import PairFiles, ParallelPairs, discover_official_pairs, read_line_aligned
+from langsamp_cli.data.parallel import PairFiles, discover_official_pairs
 from langsamp_cli.errors import LangsampError
 
 PREFIX = "tatoeba"
@@ -62,8 +62,3 @@ def discover_tatoeba(data_dir: Path) -> tuple[dict[str, PairFiles], dict[str, st
         else:
             pairs[lang_script] = files
     return dict(sorted(pairs.items())), problems
-
-
-def read_tatoeba_pair(files: PairFiles) -> ParallelPairs:
-    """Aligned sentences of one language (raises ParallelDataError for unusable files)."""
-    return read_line_aligned(files)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-from collections.abc import Callable
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,13 @@ from typing import Any
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
 from langsamp_cli.settings import check_known_keys, convert_all, field_names
+from langsamp_cli.pretrain.config import DEFAULT_PRESET, PretrainConfig
 from langsamp_cli.variants import VARIANTS
 from langsamp_cli.tasks import registry
 
 EVAL_TASKS = tuple(registry.names())
 RUNNERS = ("subprocess", "inprocess")
+DEFAULT_RUNNER = "inprocess"
 REPORT_KEYS = ("metric", "scale")
 BASELINE = "vanilla"
 # Settings the experiment sets itself for each stage (a config may not override them).
@@ -45,20 +46,25 @@ class ExperimentConfig:
     output_dir: Path
     data_root: Path
     variants: list[str]
-    pretrain: dict[str, Any]                      # PretrainConfig fields + preset + launcher
+    pretrain: dict[str, Any]                      # PretrainConfig fields + preset + launcher, as written
     tasks: dict[str, dict[str, Any]]              # eval task -> its flags
     similarity: dict[str, Any] | None             # `langsamp similarity` flags; None = no similarity stage
     plots: dict[str, Any] | None                  # `langsamp plot-embeddings` flags; None = no plots
     report: dict[str, Any] = field(default_factory=dict)  # metric, scale
     description: str = ""                         # Markdown shown at the top of index.md
-    runner: str = "subprocess"
+    runner: str = DEFAULT_RUNNER
     cache_dir: Path | None = None                 # embedding cache ($LANGSAMP_CACHE of every stage)
+    # The ``pretrain`` section resolved (preset, values, checks) by validate(), once; every stage takes it from here.
+    pretrain_config: PretrainConfig | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        """What the YAML says (the resolved pretraining settings are derived from it, so not recorded twice)."""
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "pretrain_config"}
+        return json.loads(json.dumps(record, default=str))
 
 
-TOP_LEVEL_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "source")  # source: ours
+# source and pretrain_config: ours
+TOP_LEVEL_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name not in ("source", "pretrain_config"))
 
 
 def experiments_dir() -> Path:
@@ -102,7 +108,7 @@ def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] |
         plots=_optional_section(raw, "plots", path, data_root),
         report=_mapping(raw.get("report"), path, "report"),
         description=str(raw.get("description") or "").strip(),
-        runner=str(overrides.get("runner") or raw.get("runner") or "inprocess"),
+        runner=str(overrides.get("runner") or raw.get("runner") or DEFAULT_RUNNER),
         cache_dir=Path(raw["cache_dir"]) if raw.get("cache_dir") else None,
     )
     validate(config)
@@ -161,8 +167,8 @@ def _substitute(value: Any, data_root: Path) -> Any:
 
 def validate(config: ExperimentConfig) -> None:
     """Everything that can be checked before hours of pretraining: settings, flags, variants, runner."""
-    from langsamp_cli.analysis.pca_run import plot_embeddings
-    from langsamp_cli.analysis.similarity_run import similarity_report
+    from langsamp_cli.analysis.pca_run import PlotSettings
+    from langsamp_cli.analysis.similarity_run import SimilaritySettings
 
     where = config.source
     if config.runner not in RUNNERS:
@@ -170,15 +176,15 @@ def validate(config: ExperimentConfig) -> None:
     bad_tasks = [t for t in config.tasks if t not in EVAL_TASKS]
     if bad_tasks:
         raise LangsampError(f"{where}: tasks {', '.join(bad_tasks)} unknown; choose from {', '.join(EVAL_TASKS)}")
-    pretrain_settings(config)  # unknown/invalid pretraining settings fail here
+    config.pretrain_config = pretrain_settings(config)  # unknown/invalid pretraining settings fail here
     for task, flags in config.tasks.items():
         _check_task_section(task, flags, f"{where}: tasks.{task}")
     check_known_keys(config.report, REPORT_KEYS, f"{where}: report", "of the report section")
     if config.similarity is not None:
-        library_arguments(similarity_report, config.similarity, f"{where}: similarity",
+        library_arguments(SimilaritySettings, config.similarity, f"{where}: similarity",
                           given=tuple(RESERVED["similarity"]))
     if config.plots is not None:
-        library_arguments(plot_embeddings, config.plots, f"{where}: plots", given=tuple(RESERVED["plots"]))
+        library_arguments(PlotSettings, config.plots, f"{where}: plots", given=tuple(RESERVED["plots"]))
 
 
 def _check_task_section(task: str, flags: dict[str, Any], where: str) -> None:
@@ -199,28 +205,25 @@ def _refuse_reserved(flags: dict[str, Any], reserved: set[str], where: str) -> N
             raise LangsampError(f"{where}.{key}: set by the experiment itself; remove it")
 
 
-def library_arguments(function: Callable[..., Any], flags: dict[str, Any], section: str,
+def library_arguments(settings_class: type, flags: dict[str, Any], section: str,
                       given: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A stage's YAML settings as keyword arguments of a library entry point, valued as on the command line
-    (lists become comma lists; ``no_cache: true`` is ``use_cache=False``). Unknown or missing: one-line error."""
-    parameters = inspect.signature(function).parameters
+    """A stage's YAML section as the typed field values of ``settings_class`` (the command's settings), less the
+    ``given`` fields the experiment sets itself. Unknown, reserved, wrong or missing: one-line error."""
     _refuse_reserved(flags, set(given), section)
-    known = ["no_cache" if name == "use_cache" else name for name in parameters
-             if name not in given and parameters[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                                inspect.Parameter.KEYWORD_ONLY)]
-    check_known_keys(flags, known, section, "for this stage")
-    arguments: dict[str, Any] = {}
-    for key, value in flags.items():
-        if value is None:
-            continue
-        if key == "no_cache" and "use_cache" in parameters:
-            key, value = "use_cache", not value
-        arguments[key] = ",".join(map(str, value)) if isinstance(value, list) else value
-    missing = [name for name, p in parameters.items() if p.default is inspect.Parameter.empty
-               and p.kind is not inspect.Parameter.VAR_KEYWORD and name not in (*arguments, *given)]
+    names = [name for name in field_names(settings_class) if name not in given]
+    check_known_keys(flags, names, section, "for this stage")
+    values = convert_all(settings_class, {k: v for k, v in flags.items() if v is not None}, section)
+    missing = [name for name in _required_fields(settings_class) if name not in (*values, *given)]
     if missing:
         raise LangsampError(f"{section}.{missing[0]}: required; set it in the experiment YAML")
-    return arguments
+    return values
+
+
+def _required_fields(settings_class: type) -> list[str]:
+    """The fields a settings object cannot do without: no default and no ``| None`` in their type."""
+    hints = typing.get_type_hints(settings_class)
+    return [f.name for f in dataclasses.fields(settings_class)
+            if f.default is None and type(None) not in typing.get_args(hints[f.name])]
 
 
 def _flag(key: str) -> str:
@@ -242,7 +245,7 @@ def flags_to_argv(flags: dict[str, Any]) -> list[str]:
     return argv
 
 
-def pretrain_settings(config: ExperimentConfig) -> Any:
+def pretrain_settings(config: ExperimentConfig) -> PretrainConfig:
     """The resolved PretrainConfig every variant shares (validated by the pretrain module itself)."""
     from langsamp_cli.pretrain.config import build_config
 
@@ -250,7 +253,7 @@ def pretrain_settings(config: ExperimentConfig) -> Any:
     reserved = sorted(set(values) & RESERVED["pretrain"])
     if reserved:
         raise LangsampError(f"{config.source}: pretrain.{reserved[0]} is set by the experiment itself; remove it")
-    return build_config(config.pretrain.get("preset", "demo"), None, values,
+    return build_config(config.pretrain.get("preset", DEFAULT_PRESET), None, values,
                         overrides_from=f"{config.source}: pretrain")
 
 

@@ -8,7 +8,7 @@ import json
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from langsamp_cli.experiment.config import (
     ExperimentConfig,
     flags_to_argv,
     library_arguments,
-    pretrain_settings,
 )
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json
+from langsamp_cli.pretrain.config import DEFAULT_PRESET, PretrainConfig
 from langsamp_cli.tasks.transfer_run import TRANSFER_TASKS
 from langsamp_cli.variants import variant_flags
 
@@ -82,17 +82,18 @@ class Layout:
 
 def plan_stages(config: ExperimentConfig) -> list[Stage]:
     layout = Layout(config.output_dir)
-    settings = pretrain_settings(config)
+    settings = config.pretrain_config
     stages: list[Stage] = []
     shared_tokenizer = settings.is_from_scratch and not settings.tokenizer
     if shared_tokenizer:
-        stages.append(Stage("tokenizer", "tokenizer", function=lambda: train_shared_tokenizer(config, layout),
+        stages.append(Stage("tokenizer", "tokenizer", function=lambda: train_shared_tokenizer(settings, layout),
                             signature=_hash([settings.corpus, settings.languages, settings.vocab_size,
                                              settings.eval_lines if settings.eval_every > 0 else 0]),
                             finished=lambda: (layout.tokenizer / "tokenizer_config.json").is_file()))
     pretrain_yaml = pretrain_yaml_text(config, layout.tokenizer if shared_tokenizer else None)
+    run_settings = replace(settings, tokenizer=str(layout.tokenizer)) if shared_tokenizer else settings
     for variant in config.variants:
-        stages.append(pretrain_stage(config, layout, variant, pretrain_yaml))
+        stages.append(pretrain_stage(config, layout, variant, pretrain_yaml, run_settings))
     for task, flags in config.tasks.items():
         for variant in config.variants:
             argv = ["eval", task, "--model", str(layout.model(variant)), "--output-dir", str(layout.results),
@@ -125,32 +126,36 @@ def _write_report(config: ExperimentConfig) -> None:
     write_experiment_report(config)
 
 
-def pretrain_stage(config: ExperimentConfig, layout: Layout, variant: str, pretrain_yaml: str) -> Stage:
+def pretrain_stage(config: ExperimentConfig, layout: Layout, variant: str, pretrain_yaml: str,
+                   settings: PretrainConfig) -> Stage:
+    """One variant's pretraining: ``argv`` reads ``configs/pretrain.yaml`` (``pretrain_yaml``, what the runner
+    writes there); the library call takes ``settings``, the same values resolved in this process."""
     lang_emb, script_emb = variant_flags(variant)
-    argv = ["pretrain", "--preset", str(config.pretrain.get("preset", "demo")),
+    argv = ["pretrain", "--preset", str(config.pretrain.get("preset", DEFAULT_PRESET)),
             "--config", str(layout.root / "configs" / "pretrain.yaml"),
             "--output-dir", str(layout.run_dir(variant)),
             "--lang-emb" if lang_emb else "--no-lang-emb", "--script-emb" if script_emb else "--no-script-emb",
             "--resume", "--no-progress"]
     launcher = config.pretrain.get("launcher")
     return Stage(f"pretrain:{variant}", "pretrain", argv=argv,
-                 library=functools.partial(_pretrain, config, layout, variant),
+                 library=functools.partial(_pretrain, variant_settings(settings, layout, variant)),
                  launcher=shlex.split(launcher) if launcher else None,
                  signature=_hash([argv, launcher, pretrain_yaml]),
                  finished=lambda: (layout.final_dir(variant) / "config.json").is_file())
 
 
-def _pretrain(config: ExperimentConfig, layout: Layout, variant: str) -> None:
+def variant_settings(settings: PretrainConfig, layout: Layout, variant: str) -> PretrainConfig:
+    """The shared settings with what the experiment sets for one variant: its run folder and tables."""
+    lang_emb, script_emb = variant_flags(variant)
+    return replace(settings, output_dir=str(layout.run_dir(variant)), lang_emb=lang_emb, script_emb=script_emb)
+
+
+def _pretrain(settings: PretrainConfig) -> None:
     """`langsamp pretrain --config configs/pretrain.yaml --resume ...` of one variant, through the library."""
     from rich.console import Console
 
-    from langsamp_cli.pretrain.config import build_config
     from langsamp_cli.pretrain.trainer import pretrain
 
-    lang_emb, script_emb = variant_flags(variant)
-    settings = build_config(str(config.pretrain.get("preset", "demo")), layout.root / "configs" / "pretrain.yaml",
-                            {"output_dir": str(layout.run_dir(variant)), "lang_emb": lang_emb,
-                             "script_emb": script_emb})
     result = pretrain(settings, resume=True, console=Console(stderr=True, emoji=False), progress=False)
     print(f"pretrained {result.steps} steps ({result.tokens_seen:,} tokens); final model: {result.final_dir}")
 
@@ -189,19 +194,20 @@ def _retrieval(task: str, flags: dict[str, Any], model: Path, results: Path) -> 
 
 def _similarity(flags: dict[str, Any], model: Path, baseline: Path, output_dir: Path) -> None:
     """`langsamp similarity --model ... --compare <vanilla> --output-dir ... <flags>` through the library."""
-    from langsamp_cli.analysis.similarity_run import similarity_report
+    from langsamp_cli.analysis.similarity_run import SimilaritySettings, similarity_report
 
-    settings = library_arguments(similarity_report, flags, "similarity", given=tuple(RESERVED["similarity"]))
-    report = similarity_report(str(model), compare=str(baseline), output_dir=output_dir, **settings)
-    print(report.describe())
+    values = library_arguments(SimilaritySettings, flags, "similarity", given=tuple(RESERVED["similarity"]))
+    settings = SimilaritySettings(**values, model=str(model), compare=str(baseline), output_dir=str(output_dir))
+    print(similarity_report(settings).describe())
 
 
 def _plots(flags: dict[str, Any], model: Path, table: str, output_dir: Path) -> None:
     """`langsamp plot-embeddings --model ... --table ... --output-dir ... <flags>` through the library."""
-    from langsamp_cli.analysis.pca_run import plot_embeddings
+    from langsamp_cli.analysis.pca_run import PlotSettings, plot_embeddings
 
-    settings = library_arguments(plot_embeddings, flags, "plots", given=tuple(RESERVED["plots"]))
-    print(plot_embeddings(str(model), table=table, output_dir=output_dir, **settings).describe())
+    values = library_arguments(PlotSettings, flags, "plots", given=tuple(RESERVED["plots"]))
+    settings = PlotSettings(**values, model=str(model), table=table, output_dir=str(output_dir))
+    print(plot_embeddings(settings).describe())
 
 
 def pretrain_yaml_text(config: ExperimentConfig, tokenizer: Path | None) -> str:
@@ -212,13 +218,13 @@ def pretrain_yaml_text(config: ExperimentConfig, tokenizer: Path | None) -> str:
     return yaml.safe_dump(values, sort_keys=True, allow_unicode=True)
 
 
-def train_shared_tokenizer(config: ExperimentConfig, layout: Layout) -> None:
+def train_shared_tokenizer(settings: PretrainConfig, layout: Layout) -> None:
     """One Unigram tokenizer on the corpus for every variant: same vocabulary -> same initial weights."""
     from langsamp_cli.pretrain.corpus import scan_corpus
-    from langsamp_cli.pretrain.trainer import default_corpus_dir, tokenizer_training_lines
+    from langsamp_cli.pretrain.model_setup import tokenizer_training_lines
+    from langsamp_cli.pretrain.run_dir import default_corpus_dir
     from langsamp_cli.tokenizer import train_unigram_tokenizer
 
-    settings = pretrain_settings(config)
     corpus = scan_corpus(settings.corpus or default_corpus_dir(), settings.languages,
                          eval_lines=settings.eval_lines if settings.eval_every > 0 else 0)
     lines = tokenizer_training_lines(corpus)

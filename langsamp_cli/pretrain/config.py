@@ -1,6 +1,10 @@
-"""Every pretraining setting in one dataclass, plus the two presets (`demo`, `paper`).
+"""Every pretraining setting in one dataclass, plus the `paper` preset.
 
-Precedence, lowest to highest: dataclass defaults < preset < YAML ``--config`` file < command-line flags.
+The dataclass defaults are the `demo` run, what ``langsamp pretrain`` trains without ``--preset``: a tiny model
+from scratch on the bundled corpus, a few minutes on 2 CPU cores (``tiny`` is from scratch by itself; leaving
+``from_scratch`` unset means ``--model CKPT`` continues that checkpoint). A preset only overrides defaults.
+Every limit of a value is declared with its field. Precedence, lowest to highest: dataclass defaults < preset <
+YAML ``--config`` file < command-line flags.
 
 Choices the paper leaves open, and what we do:
 - sampling size n_i = number of non-empty lines (sentences) of a language-script, as in XLM/XLM-R;
@@ -22,7 +26,8 @@ from typing import Any, Literal
 
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.io_utils import read_yaml_mapping
-from langsamp_cli.settings import check_known_keys, convert_all, normalise_keys, setting, show_value
+from langsamp_cli.settings import (check_known_keys, check_limits, convert_all, flag_names, meta, normalise_keys,
+                                   setting, show_value)
 from langsamp_cli.variants import variant_name
 
 MixedPrecision = Literal["no", "bf16", "fp16"]
@@ -43,8 +48,8 @@ class PretrainConfig:
     languages: list[str] | None = setting("Train on these language-scripts only (comma list or file; default: all "
                                           "in the corpus).")
     alpha: float = setting("Sampling temperature: p_i ∝ lines_i ** alpha.", default=0.3, positive=True)
-    max_seq_len: int = setting("Tokens per chunk, <s> </s> included.", default=512)
-    mlm_probability: float = setting("Share of the tokens masked.", default=0.15)
+    max_seq_len: int = setting("Tokens per chunk, <s> </s> included.", default=128, minimum=8)
+    mlm_probability: float = setting("Share of the tokens masked.", default=0.15, positive=True, below=1)
     chunking: Literal["langsamp", "official"] = setting(
         "langsamp: one <s> ... </s> around each chunk, random replacements from ordinary tokens; official: every "
         "sentence in <s> ... </s>, chunks cut across them within groups of 1,000 lines (each group's remainder "
@@ -53,7 +58,7 @@ class PretrainConfig:
                                default=64 * 2**20, cli=False, non_negative=True)
     # model
     model: str = setting("Initial model: a checkpoint dir or hub name to continue pretraining, or a config (`tiny`, "
-                         "or any name with --from-scratch).", "--model", "-m", default="xlm-roberta-base")
+                         "or any name with --from-scratch).", "--model", "-m", default=TINY_MODEL)
     from_scratch: bool = setting("Random init from the model's config (and a tokenizer trained on the corpus) or "
                                  "continue from its weights (`tiny` is always from scratch).",
                                  "--from-scratch/--continue", default=False)
@@ -65,7 +70,9 @@ class PretrainConfig:
         "Continuing with --tokenizer: rows of pieces the model's tokenizer lacks: random (N(0, initializer_range), "
         "bias 0: the official run) | mean (of all old rows) | subword (mean of the rows of the old pieces the piece "
         "splits into) (default: random).")
-    vocab_size: int = setting("Pieces of the tokenizer trained on the corpus.", default=8000, positive=True)
+    vocab_size: int = setting("Pieces of the tokenizer trained on the corpus.", default=4000, positive=True,
+                              minimum=MIN_VOCAB_SIZE, why="the corpus's characters take most of a smaller "
+                              "vocabulary, leaving no room for words")
     lang_emb: bool = setting("Language embeddings.", default=True)
     script_emb: bool = setting("Script embeddings.", default=True)
     lang_map: str | None = setting("Official full_dicts.pkl/.json: reuse its language/script ids (continuing from "
@@ -77,24 +84,24 @@ class PretrainConfig:
     # optimisation
     seed: int = setting("Seed of init, sampling and masking (rank r adds r).", default=42, non_negative=True,
                         maximum=MAX_SEED)
-    batch_size: int = setting("Chunks per device per micro-batch.", default=32)
-    grad_accum: int = setting("Micro-batches per optimiser step.", default=8)
-    lr: float = setting("Peak learning rate (linear warmup, then linear decay).", default=5e-5)
-    warmup_steps: int = setting("Linear warmup steps.", default=0, non_negative=True)
+    batch_size: int = setting("Chunks per device per micro-batch.", default=16, minimum=1)
+    grad_accum: int = setting("Micro-batches per optimiser step.", default=1, minimum=1)
+    lr: float = setting("Peak learning rate (linear warmup, then linear decay).", default=1e-3, positive=True)
+    warmup_steps: int = setting("Linear warmup steps.", default=30, non_negative=True)
     weight_decay: float = setting("AdamW weight decay (not on biases and LayerNorm).", default=0.01,
                                   non_negative=True)
     adam_betas: tuple[float, float] = setting("AdamW betas.", default=(0.9, 0.999), cli=False)
     adam_eps: float = setting("AdamW epsilon.", default=1e-6, positive=True)
     max_grad_norm: float = setting("Gradient clipping norm.", default=1.0, positive=True)
-    max_steps: int = setting("Optimiser steps in total.", default=150_000)
+    max_steps: int = setting("Optimiser steps in total.", default=400, minimum=1)
     mixed_precision: MixedPrecision = setting("no | bf16 | fp16 (GPU only).", default="no")
     compile: bool = setting("torch.compile the model (compiling takes minutes, pays off on long GPU runs).",
                             "--compile/--no-compile", default=False)
     # bookkeeping
-    output_dir: str = setting("Run directory.", "--output-dir", "-o", default="runs/pretrain", path=True)
-    save_every: int = setting("Checkpoint every N steps.", default=5000)
-    keep_last: int = setting("Keep only the last K checkpoints.", default=3)
-    log_every: int = setting("Log to log.jsonl every N steps.", default=100, positive=True)
+    output_dir: str = setting("Run directory.", "--output-dir", "-o", default="runs/pretrain-demo", path=True)
+    save_every: int = setting("Checkpoint every N steps.", default=100, minimum=1)
+    keep_last: int = setting("Keep only the last K checkpoints.", default=2, minimum=1)
+    log_every: int = setting("Log to log.jsonl every N steps.", default=10, positive=True)
     eval_every: int = setting("Held-out MLM loss every N steps (0 = off).", default=0, non_negative=True)
     patience: int = setting("Early stop after N evaluations without improvement (0 = never); the best model goes "
                             "to best/.", default=0, non_negative=True)
@@ -110,39 +117,23 @@ class PretrainConfig:
         return self.from_scratch or self.model == TINY_MODEL
 
     def validate(self) -> PretrainConfig:
-        checks = [
-            (self.max_seq_len >= 8, f"--max-seq-len {self.max_seq_len}: use at least 8"),
-            (self.batch_size >= 1, f"--batch-size {self.batch_size}: use at least 1"),
-            (self.grad_accum >= 1, f"--grad-accum {self.grad_accum}: use at least 1"),
-            (self.max_steps >= 1, f"--max-steps {self.max_steps}: use at least 1"),
-            (self.save_every >= 1, f"--save-every {self.save_every}: use at least 1"),
-            (self.keep_last >= 1, f"--keep-last {self.keep_last}: use at least 1"),
-            (self.alpha > 0, f"--alpha {self.alpha}: use a value in (0, 1]"),
-            (0 < self.mlm_probability < 1, f"mlm_probability {self.mlm_probability}: use a value in (0, 1)"),
-            (self.lr > 0, f"--lr {self.lr}: must be positive"),
-            (self.vocab_size >= MIN_VOCAB_SIZE, f"--vocab-size {self.vocab_size}: use at least {MIN_VOCAB_SIZE} "
-             "(the corpus's characters take most of a smaller vocabulary, leaving no room for words)"),
-            (self.init_new_tokens is None or (self.tokenizer is not None and not self.is_from_scratch),
-             f"--init-new-tokens {self.init_new_tokens}: only acts when continuing a checkpoint with --tokenizer "
-             "(new pieces need rows); drop it or pass --tokenizer"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise LangsampError(message)
+        """Every declared limit on the values as they are (defaults, presets and a resumed run's too), and the
+        one rule that ties two settings together."""
+        hints = typing.get_type_hints(PretrainConfig)
+        for field in dataclasses.fields(self):
+            check_limits(flag_names(field, hints[field.name])[0].split("/")[0], getattr(self, field.name), meta(field))
+        if self.init_new_tokens is not None and (self.tokenizer is None or self.is_from_scratch):
+            raise LangsampError(f"--init-new-tokens {self.init_new_tokens}: only acts when continuing a checkpoint "
+                                "with --tokenizer (new pieces need rows); drop it or pass --tokenizer")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+DEFAULT_PRESET = "demo"   # what `langsamp pretrain` and an experiment run without a preset
 PRESETS: dict[str, dict[str, Any]] = {
-    # A tiny model from scratch on the bundled corpus: a few minutes on 2 CPU cores.
-    # `tiny` is from scratch by itself; leaving from_scratch unset means `--model CKPT` continues that checkpoint.
-    "demo": dict(
-        model=TINY_MODEL, vocab_size=4000, max_seq_len=128, batch_size=16, grad_accum=1,
-        lr=1e-3, warmup_steps=30, max_steps=400, save_every=100, keep_last=2, log_every=10,
-        output_dir="runs/pretrain-demo",
-    ),
+    DEFAULT_PRESET: {},  # the dataclass defaults
     # The paper's run (docs/paper-pretraining.md): XLM-R's weights continued with Glot500-m's tokenizer on
     # Glot500-c (pass --corpus), 4 GPUs x 32 x 8 = 1024 chunks of 512 tokens per step. Weight decay 0 and no
     # warmup are the HF Trainer defaults the official launcher ran with; bf16 where it used fp16.
@@ -150,7 +141,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         model="xlm-roberta-base", tokenizer="cis-lmu/glot500-base", init_new_tokens="random", from_scratch=False,
         alpha=0.3, max_seq_len=512, batch_size=32, grad_accum=8, lr=5e-5, adam_eps=1e-6, weight_decay=0.0,
         warmup_steps=0, max_steps=150_000, save_every=5000, keep_last=30, log_every=100, mixed_precision="bf16",
-        output_dir="runs/pretrain-paper",
+        vocab_size=8000, output_dir="runs/pretrain-paper",
     ),
 }
 
@@ -160,7 +151,7 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
     return normalise_keys(read_yaml_mapping(path))
 
 
-def build_config(preset: str | None = "demo", yaml_path: str | Path | None = None,
+def build_config(preset: str | None = DEFAULT_PRESET, yaml_path: str | Path | None = None,
                  overrides: dict[str, Any] | None = None, overrides_from: str | None = None) -> PretrainConfig:
     """Defaults < preset < YAML file < overrides (flags; None values mean "not given"), typed and checked.
 
@@ -181,8 +172,6 @@ def build_config(preset: str | None = "demo", yaml_path: str | Path | None = Non
 
 def preset_notes() -> dict[str, str]:
     """Help text per setting: its default, or the value each preset runs with where they differ."""
-    from langsamp_cli.settings import flag_names
-
     notes = {}
     hints = typing.get_type_hints(PretrainConfig)
     for field in dataclasses.fields(PretrainConfig):

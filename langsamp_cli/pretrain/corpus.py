@@ -28,6 +28,11 @@ sentence in its own ``<s> ... </s>``, groups of 1,000 lines, each group's remain
 The language of each instance is drawn from a multinomial with p_i ∝ n_i ** alpha,
 where n_i is the number of training sentences of language-script i. The sampler's state (its RNG and every
 language's cursor) is a plain dict, so a resumed run continues the exact same stream.
+
+Why one module of about 700 lines: finding, reading and chunking the files share the bounds on hostile input
+above (line pieces, skipped bytes, positions a resume restores), and the corpus's names are imported by the
+contamination scan, ``tokenizer extend``, the experiment and the benchmarks; its sections (files, sampling,
+line reading, token streams, sampler) follow the path of a line from disk to a chunk.
 """
 
 from __future__ import annotations

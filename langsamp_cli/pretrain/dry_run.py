@@ -95,7 +95,7 @@ def _check(what: str, run) -> Check:
 
 def _corpus(config: PretrainConfig) -> str:
     from langsamp_cli.pretrain.corpus import scan_corpus
-    from langsamp_cli.pretrain.trainer import default_corpus_dir
+    from langsamp_cli.pretrain.run_dir import default_corpus_dir
 
     root = config.corpus or default_corpus_dir()
     if not Path(root).expanduser().is_dir():
@@ -126,14 +126,14 @@ def _tokenizer(config: PretrainConfig) -> str:
 
 
 def _lang_map(path: str) -> str:
-    from langsamp_cli.model import read_id_map
+    from langsamp_cli.official_format import read_id_map
 
     lang2id, script2id = read_id_map(path)
     return f"{path}: {len(lang2id)} languages, {len(script2id)} scripts"
 
 
 def _output(config: PretrainConfig, resume: bool, overwrite: bool) -> str:
-    from langsamp_cli.pretrain.trainer import find_resume_point
+    from langsamp_cli.pretrain.run_dir import find_resume_point
 
     out = Path(config.output_dir)
     checkpoint, _ = find_resume_point(out, resume, overwrite, lambda *args, **kwargs: None)

@@ -59,7 +59,7 @@ def corpus_scripts(sources: dict[str, Any]) -> dict[str, str]:
 def initialise_from_checkpoint(model: Any, initial_model: str, lang_map: str | None, method: str,
                                lang_scripts: dict[str, str], say: Callable[[str], Any] = print) -> dict[str, Any]:
     """Load ``initial_model``'s tables and initialise ``model``'s new rows from them (see the module doc)."""
-    from langsamp_cli.model import load_embedding_tables
+    from langsamp_cli.embedding_tables import load_embedding_tables
 
     if not model.has_tables:
         return {}
@@ -72,7 +72,7 @@ def initialise_from_checkpoint(model: Any, initial_model: str, lang_map: str | N
 
 def initialise_new_rows(model: Any, source: Any, method: str, lang_scripts: dict[str, str],
                         say: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Fill ``model``'s rows that ``source`` (model.EmbeddingTables) lacks; returns and keeps the record."""
+    """Fill ``model``'s rows that ``source`` (embedding_tables.EmbeddingTables) lacks; returns and keeps the record."""
     if method not in INIT_METHODS:
         raise LangsampError(f"--init-new-languages {method}: choose one of {', '.join(INIT_METHODS)}")
     record: dict[str, Any] = {}

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from rich.console import Console
 
 from langsamp_cli.errors import LangsampError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+    from langsamp_cli.tasks.task_settings import TaskSettings
+
+SettingsT = TypeVar("SettingsT", bound="TaskSettings")
 
 _HAS_SCRIPT = re.compile(r"[_-][A-Za-z]{4}$")
 
@@ -32,29 +43,35 @@ def requested_languages(value) -> tuple[list[str] | None, frozenset[str]]:
     return ids, frozenset(canonical_id(item) for item in items if not _HAS_SCRIPT.search(item))
 
 
-def fit_max_length(settings: dict, console, explicit: bool = False) -> None:
-    """Fit ``settings["max_length"]`` to what ``settings["model"]`` can take (its position embeddings).
+def check_model(settings: SettingsT, explicit_max_length: bool) -> tuple[SettingsT, PretrainedConfig]:
+    """After the cheap checks (flags, data, languages), before any weights load: ``settings`` with the model
+    resolved (a missing one or one without a tokenizer is an error) and max_length fitted to it, and the
+    model's config (read here once for the whole command)."""
+    from langsamp_cli.model import load_config, usable_positions
+    from langsamp_cli.model_source import require_tokenizer, resolve_model
+
+    model = resolve_model(settings.model)
+    require_tokenizer(model)
+    config = load_config(model)
+    max_length = fitted_max_length(model, settings.max_length, usable_positions(config), explicit_max_length)
+    return replace(settings, model=model, max_length=max_length), config
+
+
+def fitted_max_length(model: str, wanted: int, limit: int | None, explicit: bool) -> int:
+    """``wanted`` capped at ``limit``, the tokens ``model`` can take (its position embeddings; None: no limit).
 
     The task defaults (512 for retrieval, 256 for transfer) are the paper's; a model with fewer
     positions (the 128-token demo models) would crash on them, so a configured value is capped, with
     a note. XLM-R-sized models take 512, so their settings never change. An ``explicit`` value (a
     --max-length flag) is not changed: too large is a one-line error.
     """
-    wanted = int(settings["max_length"])
-    limit = model_length_limit(str(settings["model"]))
     usable = wanted if limit is None else min(wanted, limit)
     if usable >= wanted:
-        return
+        return wanted
     if explicit:
-        raise LangsampError(f"--max-length {wanted} is more than {settings['model']} takes ({usable} tokens with "
+        raise LangsampError(f"--max-length {wanted} is more than {model} takes ({usable} tokens with "
                             f"<s> and </s>); pass --max-length {usable} or less")
-    console.print(f"note: max_length {wanted} capped at {usable}, the most {settings['model']} takes "
-                  "(its position embeddings); pass --max-length to choose", highlight=False, soft_wrap=True)
-    settings["max_length"] = usable
-
-
-def model_length_limit(model: str) -> int | None:
-    """Tokens (with <s> and </s>) a model's position embeddings allow; None when unknown (never the network)."""
-    from langsamp_cli.model import model_usable_positions
-
-    return model_usable_positions(model)
+    Console(stderr=True, emoji=False).print(
+        f"note: max_length {wanted} capped at {usable}, the most {model} takes (its position embeddings); "
+        "pass --max-length to choose", highlight=False, soft_wrap=True)
+    return usable

@@ -19,7 +19,7 @@ is left out as a skipped unit, as are requested languages without data.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,19 +103,13 @@ def encode_all(plan: PairsPlan, encoder, layers: list[int], store_dtype: str, de
     dtype = torch.float16 if store_dtype == "float16" else torch.float32
     vectors: dict[int, torch.Tensor] = {}
     for i, lang in enumerate(plan.targets):
-        encoded = _encode(encoder, plan.texts[lang], layers, progress)
+        encoded = encoder.encode_layers(plan.texts[lang], layers, progress=progress)
         for k in layers:
             rows = torch.from_numpy(normalise(encoded[k]))
             if k not in vectors:
                 vectors[k] = torch.empty((len(plan.targets), *rows.shape), dtype=dtype, device=device)
             vectors[k][i] = rows.to(device=device, dtype=dtype)
     return vectors
-
-
-def _encode(encoder, texts: list[str], layers: list[int], progress: bool) -> dict:
-    if layers == [encoder.layer]:
-        return {encoder.layer: encoder.encode(texts, progress=progress)}
-    return encoder.encode_layers(texts, layers, progress=progress)
 
 
 def block_languages(n_sentences: int, budget: int = BLOCK_BYTES) -> int:
@@ -156,16 +150,16 @@ def run_all_pairs(settings: RetrievalSettings, scoring: Scoring, *, name: str, e
                   progress: bool = False) -> RetrievalRunResult:
     """Score every ordered language pair into one result unit per query language, then write the matrix."""
     from langsamp_cli.results import parse_shard, select_shard
-    from langsamp_cli.tasks.retrieval_run import (RetrievalRunResult, checked_model, encoder_for,
-                                                  requested_layers)
+    from langsamp_cli.tasks import check_model
+    from langsamp_cli.tasks.retrieval_run import RetrievalRunResult, encoder_for, requested_layers
 
     console = console or Console(stderr=True, emoji=False)
     plan = plan_pairs(settings)
     selected = select_shard(plan.queries, parse_shard(shard))
-    settings = checked_model(settings, explicit_max_length)
-    layers = requested_layers(settings)
-    encoder = encoder_for(settings, layers, cache_dir, no_cache)
-    layers = layers or [encoder.layer]
+    settings, model_config = check_model(settings, explicit_max_length)
+    layers = requested_layers(settings, model_config)
+    encoder = encoder_for(settings, model_config, layers, cache_dir, no_cache)
+    layers = layers or [settings.layer]
     stores = _stores(settings, scoring, plan, encoder, layers, name, overwrite)
     result = RetrievalRunResult(name, settings.metric, selected)
     todo = {q: [k for k in layers if not stores[k].is_done(q)] for q in selected}
@@ -189,11 +183,12 @@ def run_all_pairs(settings: RetrievalSettings, scoring: Scoring, *, name: str, e
 def _stores(settings: RetrievalSettings, scoring: Scoring, plan: PairsPlan, encoder, layers: list[int], name: str,
             overwrite: bool) -> dict:
     from langsamp_cli.results import ResultStore, layer_task_name
+    from langsamp_cli.tasks.retrieval_run import retrieval_record
 
-    base = {k: v for k, v in asdict(settings).items() if v is not None and k not in ("layers", "pivots")}
+    base = retrieval_record(settings, scoring, exclude=("pivots",))
     stores = {}
     for k in layers:
-        config = {**base, **scoring.record(), "layer": k, "pooling": encoder.pooling,
+        config = {**base, "layer": k, "pooling": encoder.pooling,
                   "encoder_key": encoder.fingerprint_for(k), "targets": plan.targets, "n_sentences": len(plan.ids)}
         task = name if k == settings.layer else layer_task_name(name, k)
         stores[k] = ResultStore(Path(settings.output_dir), task, settings.model, None, config, settings.metric,

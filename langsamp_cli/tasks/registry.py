@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any
 
 from langsamp_cli.errors import LangsampError
-
-TaskType = Literal["retrieval", "classification", "tagging"]
+from langsamp_cli.tasks.all_pairs import run_all_pairs
+from langsamp_cli.tasks.retrieval import plan_sr_b, plan_sr_t
+from langsamp_cli.tasks.task_settings import TaskType
+from langsamp_cli.tasks.transfer_inputs import ner_data, pos_data, sib200_data, taxi1500_data
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,8 @@ class TaskSpec:
     name: str                 # the CLI command (`langsamp eval <name>`) and the task_configs/<name>.yaml stem
     type: TaskType            # picks the runner: retrieval, or transfer with a classification/tagging head
     label: str                # the column/row label in reports
-    data: str | None = None   # "module:function" building the data: the TransferData (transfer tasks,
-    #                           f(task, settings, console)) or the retrieval plan (f(settings, flags))
+    data: Callable[..., Any] | None = None  # builds the data from the typed settings: the TransferData (transfer
+    #                           tasks, f(task, settings, console)) or the retrieval plan (f(settings, flags))
     inputs: tuple[str, ...] = ()  # optional data inputs this task's command takes (settings fields such as
     #                               bible, bible_dir, train_file); their flags appear only on its command
     files: Callable[[Path], dict] | None = None  # transfer: data folder -> language -> split -> file
@@ -36,15 +38,6 @@ class TaskSpec:
     @property
     def is_transfer(self) -> bool:
         return self.type != "retrieval"
-
-    def build_data(self):
-        """The function that builds this task's data (imported on first use)."""
-        if self.data is None:
-            raise LangsampError(f"{self.name}: no data reader registered for this task")
-        module, function = self.data.split(":")
-        from importlib import import_module
-
-        return getattr(import_module(module), function)
 
 
 def _ner_files(folder: Path) -> dict:
@@ -65,30 +58,21 @@ def _sib200_files(folder: Path) -> dict:
     return discover_sib200(folder)[0]
 
 
-def _all_pairs(*args, **kwargs):
-    from langsamp_cli.tasks.all_pairs import run_all_pairs
-
-    return run_all_pairs(*args, **kwargs)
-
-
 def _taxi1500_files(folder: Path) -> dict:
     from langsamp_cli.data.taxi1500 import discover_taxi1500
 
     return discover_taxi1500(folder)[0]
 
 
-_INPUTS = "langsamp_cli.data.transfer_inputs"
-_RETRIEVAL = "langsamp_cli.tasks.retrieval_run"
 _BIBLES = ("bible", "bible_dir")
 _TASKS = (  # in report order
-    TaskSpec("sr-b", "retrieval", "SR-B", f"{_RETRIEVAL}:plan_sr_b", inputs=(*_BIBLES, "english_bible")),
-    TaskSpec("sr-t", "retrieval", "SR-T", f"{_RETRIEVAL}:plan_sr_t"),
-    TaskSpec("sr-pairs", "retrieval", "SR-pairs", inputs=("pivots", "split", "store_dtype"), runner=_all_pairs),
-    TaskSpec("taxi1500", "classification", "Taxi1500", f"{_INPUTS}:taxi1500_data", _BIBLES, _taxi1500_files),
-    TaskSpec("sib200", "classification", "SIB200", f"{_INPUTS}:sib200_data", files=_sib200_files),
-    TaskSpec("ner", "tagging", "NER", f"{_INPUTS}:ner_data", ("train_file", "dev_file"), _ner_files),
-    TaskSpec("pos", "tagging", "POS", f"{_INPUTS}:pos_data", ("train_file", "dev_file", "ud_preparation"),
-             _pos_files),
+    TaskSpec("sr-b", "retrieval", "SR-B", plan_sr_b, inputs=(*_BIBLES, "english_bible")),
+    TaskSpec("sr-t", "retrieval", "SR-T", plan_sr_t),
+    TaskSpec("sr-pairs", "retrieval", "SR-pairs", inputs=("pivots", "split", "store_dtype"), runner=run_all_pairs),
+    TaskSpec("taxi1500", "classification", "Taxi1500", taxi1500_data, _BIBLES, _taxi1500_files),
+    TaskSpec("sib200", "classification", "SIB200", sib200_data, files=_sib200_files),
+    TaskSpec("ner", "tagging", "NER", ner_data, ("train_file", "dev_file"), _ner_files),
+    TaskSpec("pos", "tagging", "POS", pos_data, ("train_file", "dev_file", "ud_preparation"), _pos_files),
 )
 REGISTRY: Mapping[str, TaskSpec] = MappingProxyType({spec.name: spec for spec in _TASKS})
 SAMPLE_TASK = "sr-t"  # the task of the bundled sample data (langsamp_cli/samples/<name>)

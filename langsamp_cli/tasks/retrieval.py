@@ -16,20 +16,23 @@ from __future__ import annotations
 import ctypes
 import re
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import faiss
-import numpy as np
 from rich.console import Console
 
 from langsamp_cli.baselines import retrieval_chance
 from langsamp_cli.data.parallel import ParallelPairs
 from langsamp_cli.errors import LangsampError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # faiss and numpy load when a run scores (the registry imports this module for its plans)
+    import numpy as np
+
+    from langsamp_cli.results import ResultStore
     from langsamp_cli.tasks.scoring import Scoring
+    from langsamp_cli.tasks.task_settings import RetrievalSettings
 
 KS = (1, 5, 10)
 HEADLINE_METRIC = "acc@10"
@@ -37,6 +40,9 @@ HEADLINE_METRIC = "acc@10"
 
 def retrieval_accuracy(target: np.ndarray, queries: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
     """acc@k (fractions in [0, 1]) with ``queries[i]`` aligned to ``target[i]``."""
+    import faiss
+    import numpy as np
+
     if target.shape != queries.shape:
         raise ValueError(f"target {target.shape} and queries {queries.shape} must be aligned")
     index_vectors = np.array(target, dtype=np.float32, order="C")  # copies: normalize_L2 is in place
@@ -74,43 +80,12 @@ class RunSummary:
     already_done: list[str] = field(default_factory=list)
 
 
-def run_retrieval(plan: RetrievalPlan, encoder, store, selected: list[str], console: Console | None = None,
-                  progress: bool = False, ks: Sequence[int] = KS, scoring: Scoring | None = None) -> RunSummary:
-    """Score every selected language into ``store`` (a ResultStore); never stops half way on bad data."""
-    console = console or Console(stderr=True)
-    summary = RunSummary()
-    for name in selected:
-        if store.is_done(name):
-            summary.already_done.append(name)
-            continue
-        try:
-            pairs = _load(plan, name)
-        except LangsampError as err:
-            store.skip(name, str(err))
-            summary.skipped[name] = str(err)
-            console.print(f"[yellow]skipped[/] {name}: {err}", highlight=False, soft_wrap=True)
-            continue
-        metrics = score_pairs(pairs, encoder, progress, ks, scoring)
-        chance = retrieval_chance(len(pairs), ks)
-        store.write(name, n=len(pairs), metrics=metrics, extra=pairs.record_extra(), baselines=chance)
-        summary.scored.append(name)
-        release_free_memory()
-        console.print(f"{name}: n={len(pairs)} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-                      + f" (chance acc@k = k/{len(pairs)})", highlight=False)
-        if pairs.dropped_empty:
-            console.print(f"[yellow]warning[/] {name}: {pairs.dropped_empty} pair(s) with an empty side left out "
-                          f"({' / '.join(pairs.sources)}); recorded as dropped_empty", highlight=False, soft_wrap=True)
-    return summary
-
-
-def run_retrieval_layers(plan: RetrievalPlan, encoder, stores: dict[int, object], selected: list[str],
-                         console: Console | None = None, progress: bool = False,
-                         ks: Sequence[int] = KS, scoring: Scoring | None = None) -> dict[int, RunSummary]:
-    """``run_retrieval`` for several layers at once: ``stores[k]`` receives layer k's scores.
-
-    Each language is read once and encoded once (``encoder.encode_layers``: one forward pass keeps
-    every requested layer); a language already done in every layer's store is left alone.
-    """
+def run_retrieval(plan: RetrievalPlan, encoder, stores: Mapping[int, ResultStore], selected: list[str],
+                  console: Console | None = None, progress: bool = False, ks: Sequence[int] = KS,
+                  scoring: Scoring | None = None) -> dict[int, RunSummary]:
+    """Score every selected language into ``stores[k]`` (a ResultStore per layer k); never stops half way on
+    bad data. Each language is read once and encoded once (every layer from the same forward pass); a
+    language already done in every layer's store is left alone."""
     console = console or Console(stderr=True)
     layers = sorted(stores)
     summaries = {k: RunSummary() for k in layers}
@@ -128,20 +103,35 @@ def run_retrieval_layers(plan: RetrievalPlan, encoder, stores: dict[int, object]
                 summaries[k].skipped[name] = str(err)
             console.print(f"[yellow]skipped[/] {name}: {err}", highlight=False, soft_wrap=True)
             continue
-        scores = score_pairs_layers(pairs, encoder, todo, progress, ks, scoring)
+        scores = score_pairs(pairs, encoder, todo, progress, ks, scoring)
         for k in todo:
             stores[k].write(name, n=len(pairs), metrics=scores[k], extra=pairs.record_extra(),
                             baselines=retrieval_chance(len(pairs), ks))
             summaries[k].scored.append(name)
         release_free_memory()
-        headline = HEADLINE_METRIC if HEADLINE_METRIC in scores[todo[0]] else next(iter(scores[todo[0]]))
-        console.print(f"{name}: n={len(pairs)} {headline} by layer " +
-                      " ".join(f"{k}:{scores[k][headline]:.4f}" for k in todo), highlight=False, soft_wrap=True)
+        _print_scores(console, name, pairs, scores, by_layer=len(layers) > 1)
     return summaries
 
 
-def score_pairs_layers(pairs: ParallelPairs, encoder, layers: Sequence[int], progress: bool = False,
-                       ks: Sequence[int] = KS, scoring: Scoring | None = None) -> dict[int, dict[str, float]]:
+def _print_scores(console: Console, name: str, pairs: ParallelPairs, scores: dict[int, dict[str, float]],
+                  by_layer: bool) -> None:
+    if by_layer:
+        first = next(iter(scores.values()))
+        headline = HEADLINE_METRIC if HEADLINE_METRIC in first else next(iter(first))
+        console.print(f"{name}: n={len(pairs)} {headline} by layer " +
+                      " ".join(f"{k}:{metrics[headline]:.4f}" for k, metrics in scores.items()),
+                      highlight=False, soft_wrap=True)
+        return
+    [metrics] = scores.values()
+    console.print(f"{name}: n={len(pairs)} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+                  + f" (chance acc@k = k/{len(pairs)})", highlight=False)
+    if pairs.dropped_empty:
+        console.print(f"[yellow]warning[/] {name}: {pairs.dropped_empty} pair(s) with an empty side left out "
+                      f"({' / '.join(pairs.sources)}); recorded as dropped_empty", highlight=False, soft_wrap=True)
+
+
+def score_pairs(pairs: ParallelPairs, encoder, layers: Sequence[int], progress: bool = False,
+                ks: Sequence[int] = KS, scoring: Scoring | None = None) -> dict[int, dict[str, float]]:
     """{layer: acc@k} from one encoding of each side (every layer from the same forward pass)."""
     english = encoder.encode_layers(pairs.english, layers, progress=progress, remember=True)
     target = encoder.encode_layers(pairs.target, layers, progress=progress)
@@ -188,13 +178,6 @@ def _load(plan: RetrievalPlan, name: str) -> ParallelPairs:
     return pairs
 
 
-def score_pairs(pairs: ParallelPairs, encoder, progress: bool = False, ks: Sequence[int] = KS,
-                scoring: Scoring | None = None) -> dict[str, float]:
-    english = encoder.encode(pairs.english, progress=progress, remember=True)
-    target = encoder.encode(pairs.target, progress=progress)
-    return english_query_accuracy(target, english, ks, scoring)
-
-
 # ---------------------------------------------------------------------------- plans (data -> units)
 def plan_from_pair_files(pair_files: dict, problems: dict[str, str], requested: list[str] | None,
                          where: str, max_pairs: int | None = None, any_script: Collection[str] = ()) -> RetrievalPlan:
@@ -208,12 +191,37 @@ def plan_from_pair_files(pair_files: dict, problems: dict[str, str], requested: 
     return restrict_plan(RetrievalPlan(units, dict(problems)), requested, where, any_script)
 
 
-def plan_sr_t(data_dir, requested: list[str] | None, max_pairs: int | None = None,
-              any_script: Collection[str] = ()) -> RetrievalPlan:
-    from langsamp_cli.data.tatoeba import discover_tatoeba
+def plan_sr_b(settings: RetrievalSettings, flags: dict[str, Any]) -> RetrievalPlan:
+    """SR-B pairs: official pair files (data_dir) or whole Bibles (bible/bible_dir + english_bible)."""
+    from langsamp_cli.data.parallel import check_data_dir
+    from langsamp_cli.tasks import requested_languages
 
+    requested, any_script = requested_languages(settings.languages)
+    named = settings.bible or []
+    if not (settings.bible_dir or settings.english_bible or named):
+        return plan_sr_b_pairs(check_data_dir(settings.data_dir), requested, settings.pairs, any_script)
+    if flags.get("data_dir") is not None:
+        raise LangsampError("use either --data-dir (pair files) or --bible/--bible-dir + --english-bible "
+                            "(whole Bibles), not both")
+    if not settings.english_bible:
+        raise LangsampError("--bible/--bible-dir need --english-bible PATH (the English whole Bible to pair with)")
+    if not (settings.bible_dir or named):
+        raise LangsampError("--english-bible needs target Bibles: --bible FILE (repeatable) or --bible-dir DIR")
+    bibles = check_data_dir(settings.bible_dir, "--bible-dir") if settings.bible_dir else None
+    return plan_sr_b_bibles(bibles, Path(settings.english_bible), requested, settings.pairs,
+                            bible_files=[Path(p) for p in named], any_script=any_script)
+
+
+def plan_sr_t(settings: RetrievalSettings, flags: dict[str, Any]) -> RetrievalPlan:
+    """SR-T pairs: Tatoeba files (ours or the LASER layout) under data_dir."""
+    from langsamp_cli.data.parallel import check_data_dir
+    from langsamp_cli.data.tatoeba import discover_tatoeba
+    from langsamp_cli.tasks import requested_languages
+
+    requested, any_script = requested_languages(settings.languages)
+    data_dir = check_data_dir(settings.data_dir)
     pairs, problems = discover_tatoeba(data_dir)
-    return plan_from_pair_files(pairs, problems, requested, str(data_dir), max_pairs, any_script)
+    return plan_from_pair_files(pairs, problems, requested, str(data_dir), settings.pairs, any_script)
 
 
 def plan_sr_b_pairs(data_dir, requested: list[str] | None, max_pairs: int | None = None,
@@ -231,8 +239,6 @@ def plan_sr_b_bibles(bible_dir, english_bible, requested: list[str] | None, n_pa
     A Bible named in ``bible_files`` is used for its language instead of one found in ``bible_dir``
     (the folder's file is noted as an unused edition); two named files of one language are an error.
     """
-    from pathlib import Path
-
     from langsamp_cli.data.bible import BibleCollection, bible_language, bible_pairs, discover_bibles, read_bible
     from langsamp_cli.data.parallel import ENGLISH
 

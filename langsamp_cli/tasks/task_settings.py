@@ -8,11 +8,12 @@ typed without ``| None`` must be set there. The eval commands' flags are generat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
-from langsamp_cli.settings import setting
+from langsamp_cli.settings import meta, setting
 
+TaskType = Literal["retrieval", "classification", "tagging"]  # the one list of task types (SETTINGS_BY_TYPE)
 _DEVICE_HELP = "cpu, cuda, cuda:N (default: cuda when available)."
 
 
@@ -21,15 +22,16 @@ class TaskSettings:
     """Keys every task has."""
 
     task: str = setting("Name of the result folder and the report row (a YAML may define a new task).", cli=False)
-    type: Literal["retrieval", "classification", "tagging"] = setting("Which runner and keys apply.", cli=False)
+    type: TaskType = setting("Which runner and keys apply.", cli=False)
     metric: str = setting("The headline metric of reports (acc@10, macro_f1, f1).", cli=False)
-    description: str | None = setting("What the task is (shown nowhere but the YAML).", cli=False)
+    description: str | None = setting("What the task is (shown nowhere but the YAML).", cli=False, hashed=False)
     model: str | None = setting("Encoder: our checkpoint dir, any HF model name or path.", "--model", "-m")
     data_dir: str | None = setting("Dataset folder (the layout is in the command's help).", path=True)
-    languages: str | list[str] | None = setting("Target languages: comma list or a file (default: all found).")
+    languages: str | list[str] | None = setting("Target languages: comma list or a file (default: all found).",
+                                                hashed=False)
     source_lang: str = setting("English side / language to fine-tune on (needs train + dev for transfer).")
-    output_dir: str = setting("Results root.", path=True)
-    device: str | None = setting(_DEVICE_HELP)
+    output_dir: str = setting("Results root.", path=True, hashed=False)
+    device: str | None = setting(_DEVICE_HELP, hashed=False)
     overwrite: bool = setting("Recompute units that already have results.", "--overwrite", default=False,
                               run_only=True)
     shard: str | None = setting("Run only shard i of N ('i/N', 0-based) of the languages.", run_only=True)
@@ -37,7 +39,7 @@ class TaskSettings:
                                  "flags override both.", run_only=True, path=True)
     # written by load_task_config itself
     base_task: str | None = setting("The built-in task a YAML-defined task builds on.", cli=False)
-    config_files: list[str] | None = setting("The YAML files the settings came from.", cli=False)
+    config_files: list[str] | None = setting("The YAML files the settings came from.", cli=False, hashed=False)
 
 
 @dataclass
@@ -58,12 +60,12 @@ class RetrievalSettings(TaskSettings):
                                  "such as 4,6,8. The task's layer is filed as usual, layer k under task "
                                  "'<task>@layer<k>'; `langsamp report --by-layer` plots them.")
     batch_size: int = setting("Full-length sentences per forward pass; shorter ones fill the same token budget "
-                              "(batch-size x max-length on a GPU, x 128 on CPU).", positive=True)
+                              "(batch-size x max-length on a GPU, x 128 on CPU).", positive=True, hashed=False)
     max_length: int = setting("Tokens per sentence incl. <s> </s>.", positive=True)
     exclude_special_tokens: bool = setting("Leave <s> and </s> out of the mean (official: included).",
                                            "--exclude-special-tokens/--include-special-tokens")
     dtype: Literal["float32", "auto", "bfloat16", "float16"] = setting(
-        "float32 matches the official numbers; auto, bfloat16, float16 (CUDA only).")
+        "float32 matches the official numbers; auto, bfloat16, float16 (CUDA only).", hashed=False)
     top_k: list[int] = setting("The k of every acc@k recorded.", cli=False, positive=True)
     scoring: Literal["cosine", "margin", "csls"] = setting(
         "How queries rank candidates: cosine (the paper's), margin (ratio margin, Artetxe & Schwenk 2019) or csls "
@@ -91,7 +93,8 @@ class TransferSettings(TaskSettings):
     seeds: int | str | list[int] = setting("Seeds, e.g. 1,2,3 or 1-5; one result set per seed.")
     epochs: int = setting("Maximum epochs.", positive=True)
     lr: float = setting("AdamW learning rate.", positive=True)
-    batch_size: int = setting("Training batch size.", positive=True)
+    # not in the settings hash (as since the first results format): a unit trained with another batch size is reused
+    batch_size: int = setting("Training batch size.", positive=True, hashed=False)
     grad_accum: int = setting("Gradient accumulation steps.", positive=True)
     max_length: int = setting("Tokens per example incl. special tokens.", positive=True)
     max_train_samples: int | None = setting("Use a seeded sample of N training examples, stratified by label (quick "
@@ -100,7 +103,7 @@ class TransferSettings(TaskSettings):
                                            "(quick runs; recorded in each result).", positive=True)
     patience: int | None = setting("Stop after N epochs without a better source dev score (0 or none: run every "
                                    "epoch).", non_negative=True)
-    eval_batch_size: int = setting("Examples per forward pass when scoring.", positive=True)
+    eval_batch_size: int = setting("Examples per forward pass when scoring.", positive=True, hashed=False)
     weight_decay: float = setting("AdamW weight decay.", non_negative=True)
     adam_epsilon: float = setting("AdamW epsilon.", positive=True)
     max_grad_norm: float = setting("Gradient clipping norm (0 = no clipping).", non_negative=True)
@@ -108,8 +111,10 @@ class TransferSettings(TaskSettings):
                              "cosine, constant, ...).")
     warmup_ratio: float = setting("Share of the training steps used for linear warm-up.", non_negative=True)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = setting(
-        "auto (bf16, or fp16 on GPUs without bf16; fp32 on CPU), no, bf16 (also on CPU), fp16 (CUDA only).")
-    keep_model: bool = setting("Keep each seed's fine-tuned model under the results so reruns and shards reuse it.")
+        "auto (bf16, or fp16 on GPUs without bf16; fp32 on CPU), no, bf16 (also on CPU), fp16 (CUDA only).",
+        hashed=False)
+    keep_model: bool = setting("Keep each seed's fine-tuned model under the results so reruns and shards reuse it.",
+                               hashed=False)
     labels: list[str] | None = setting("Label order (none: read from the data).", cli=False)
 
 
@@ -137,5 +142,11 @@ class TaggingSettings(TransferSettings):
         optional_input=True)
 
 
-SETTINGS_BY_TYPE: dict[str, type[TaskSettings]] = {
+SETTINGS_BY_TYPE: dict[TaskType, type[TaskSettings]] = {
     "retrieval": RetrievalSettings, "classification": ClassificationSettings, "tagging": TaggingSettings}
+
+
+def recorded_settings(settings: TaskSettings) -> dict[str, Any]:
+    """The settings a result unit records: every field that is set, less the run options (--overwrite, ...)."""
+    values = {field.name: getattr(settings, field.name) for field in fields(settings) if not meta(field).run_only}
+    return {name: value for name, value in values.items() if value is not None}

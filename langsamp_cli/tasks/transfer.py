@@ -24,7 +24,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,14 @@ from langsamp_cli.baselines import floor
 from langsamp_cli.errors import LangsampError
 from langsamp_cli.finetune import Runtime, TrainOutcome, TrainSettings, finetune, set_seed
 from langsamp_cli.io_utils import atomic_dir, atomic_write_json
+from langsamp_cli.tasks.task_settings import TaggingSettings, TransferSettings, recorded_settings
 
 SAMPLE_SEED = 0  # the --max-eval-samples / --max-train-samples draw (the same for every fine-tuning seed)
-TRAIN_KEYS = ("lr", "epochs", "batch_size", "grad_accum", "patience", "weight_decay", "adam_epsilon",
-              "max_grad_norm", "scheduler", "warmup_ratio")
+# The task settings TrainSettings takes (the seed comes from the run, not the YAML).
+TRAIN_KEYS = tuple(f.name for f in fields(TrainSettings) if f.name != "seed")
+# Not a unit's settings: where target Bibles come from (each unit records its own files) and the seed list
+# (each seed is recorded on its own).
+_NOT_RECORDED = ("bible", "bible_dir", "seeds")
 
 
 @dataclass
@@ -136,15 +140,31 @@ def _subset(data, keep: list[int], note: dict):
                    notes={**data.notes, **note})
 
 
-def train_settings(settings: dict, seed: int) -> TrainSettings:
-    return TrainSettings(seed=seed, **{k: settings[k] for k in TRAIN_KEYS if settings.get(k) is not None})
+def train_settings(settings: TransferSettings, seed: int) -> TrainSettings:
+    return TrainSettings(seed=seed, **{k: getattr(settings, k) for k in TRAIN_KEYS})
+
+
+def _reading_of(settings: TransferSettings) -> dict[str, Any]:
+    """The settings that change how a tagging task reads its data (part of a fine-tuned model's key)."""
+    if not isinstance(settings, TaggingSettings):
+        return {}
+    values = {"entity_types": settings.entity_types, "ud_preparation": settings.ud_preparation}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def transfer_record(settings: TransferSettings, seed: int, source_lang: str) -> dict[str, Any]:
+    """The settings a transfer unit records (and hashes)."""
+    # batch size and precision are run-only for retrieval but change a fine-tuned model's numbers
+    finetune_settings = {**{k: getattr(settings, k) for k in TRAIN_KEYS}, "mixed_precision": settings.mixed_precision}
+    recorded = {k: v for k, v in recorded_settings(settings).items() if k not in _NOT_RECORDED}
+    return {**recorded, "seed": seed, "source_lang": source_lang, "finetune": finetune_settings}
 
 
 # ---------------------------------------------------------------------------- the runner
 class TransferRunner:
     """Runs the (seed, language) units of one task for one model."""
 
-    def __init__(self, task, data: TransferData, settings: dict, console: Console | None = None,
+    def __init__(self, task, data: TransferData, settings: TransferSettings, console: Console | None = None,
                  progress: bool = False):
         self.task = task
         self.data = data
@@ -158,8 +178,7 @@ class TransferRunner:
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            self._runtime = Runtime(self.settings.get("device"), self.settings.get("mixed_precision") or "auto",
-                                    int(self.settings["grad_accum"]))
+            self._runtime = Runtime(self.settings.device, self.settings.mixed_precision, self.settings.grad_accum)
         return self._runtime
 
     @property
@@ -169,16 +188,16 @@ class TransferRunner:
 
             from langsamp_cli.model_source import require_tokenizer
 
-            require_tokenizer(self.settings["model"])
-            with _loading(self.settings["model"]):
-                self._tokenizer = AutoTokenizer.from_pretrained(self.settings["model"])
+            require_tokenizer(self.settings.model)
+            with _loading(self.settings.model):
+                self._tokenizer = AutoTokenizer.from_pretrained(self.settings.model)
         return self._tokenizer
 
     @property
     def model_fingerprint(self) -> str:
         """Content hash of the model (results are reused only for the same one)."""
         if self._fingerprint is None:
-            self._fingerprint = _model_stamp(self.settings["model"])
+            self._fingerprint = _model_stamp(self.settings.model)
         return self._fingerprint
 
     def run(self, seeds: list[int], languages: list[str], overwrite: bool = False) -> TransferSummary:
@@ -193,11 +212,8 @@ class TransferRunner:
     def _run_seed(self, seed: int, languages: list[str], overwrite: bool, summary: TransferSummary) -> None:
         from langsamp_cli.results import ResultStore
 
-        # batch size and precision are run-only for retrieval but change a fine-tuned model's numbers
-        finetune_settings = {**{k: self.settings.get(k) for k in TRAIN_KEYS},
-                             "mixed_precision": self.settings.get("mixed_precision") or "auto"}
-        config = {**self.settings, "seed": seed, "source_lang": self.data.source_lang, "finetune": finetune_settings}
-        store = ResultStore(Path(self.settings["output_dir"]), self.task.name, self.settings["model"], seed, config,
+        record = transfer_record(self.settings, seed, self.data.source_lang)
+        store = ResultStore(Path(self.settings.output_dir), self.task.name, self.settings.model, seed, record,
                             self.task.headline, overwrite=overwrite, fingerprint=self.model_fingerprint)
         todo = [lang for lang in languages if not store.is_done(lang)]
         summary.already_done += [(seed, lang) for lang in languages if lang not in todo]
@@ -208,7 +224,7 @@ class TransferRunner:
             model, training = self._model_for_seed(seed, _seed_dir(store), overwrite, summary)
             for lang in todo:
                 self._score_unit(store, seed, lang, model, training, summary)
-            if not self.settings.get("keep_model", True):
+            if not self.settings.keep_model:
                 shutil.rmtree(_seed_dir(store) / "model", ignore_errors=True)
         summary.results.append(store.finalize())
 
@@ -217,7 +233,7 @@ class TransferRunner:
             if lang in self.data.problems:
                 raise LangsampError(self.data.problems[lang])
             target = self.data.targets[lang]()
-            target = take_sample(target, self.settings.get("max_eval_samples"))
+            target = take_sample(target, self.settings.max_eval_samples)
             metrics, extra = self.task.evaluate(model, self.tokenizer, target, self.runtime, self.progress)
         except LangsampError as err:
             store.skip(lang, str(err))
@@ -239,9 +255,9 @@ class TransferRunner:
 
     # -------------------------------------------------------------- fine-tuning (or reuse)
     def _model_for_seed(self, seed: int, seed_dir: Path, overwrite: bool, summary: TransferSummary):
-        train = take_sample(self.data.train(), self.settings.get("max_train_samples"))
-        dev = take_sample(self.data.dev(), self.settings.get("max_eval_samples"))
-        self.task.fit_labels(train, self.settings.get("labels"))
+        train = take_sample(self.data.train(), self.settings.max_train_samples)
+        dev = take_sample(self.data.dev(), self.settings.max_eval_samples)
+        self.task.fit_labels(train, self.settings.labels)
         key = self._training_key(seed, train, dev)
         cached = seed_dir / "model"
         reused = None if overwrite else _load_cached(cached, key)
@@ -251,15 +267,15 @@ class TransferRunner:
             return self._load_model(cached), reused
         model, outcome = self._train(seed, train, dev)
         training = {**self._training_record(train, dev), **outcome.record()}
-        if self.settings.get("keep_model", True):
+        if self.settings.keep_model:
             _save_model(model, self.tokenizer, cached, key, training)
         summary.trained_seeds.append(seed)
         return model, training
 
     def _train(self, seed: int, train, dev) -> tuple[Any, TrainOutcome]:
         set_seed(seed)
-        with _loading(self.settings["model"]):
-            model = self.task.build_model(self.settings["model"])
+        with _loading(self.settings.model):
+            model = self.task.build_model(self.settings.model)
         settings = train_settings(self.settings, seed)
         loader = self.task.train_loader(train, self.tokenizer, settings.batch_size, seed)
         self.console.print(
@@ -287,14 +303,13 @@ class TransferRunner:
     def _training_key(self, seed: int, train, dev) -> str:
         files = [_file_stamp(p) for p in self.data.source_files]
         key = {
-            "model": _model_stamp(self.settings["model"]), "task": self.task.name, "seed": seed,
+            "model": _model_stamp(self.settings.model), "task": self.task.name, "seed": seed,
             "source_lang": self.data.source_lang, "files": files, "train_n": len(train), "dev_n": len(dev),
             "labels": self.task.labels, "max_length": self.task.max_length,
             "samples": [train.notes.get("sample"), dev.notes.get("sample")],
-            "train": {k: self.settings.get(k) for k in TRAIN_KEYS},
+            "train": {k: getattr(self.settings, k) for k in TRAIN_KEYS},
             "mixed_precision": self.runtime.mixed_precision,
-            **{k: self.settings.get(k) for k in ("entity_types", "ud_preparation")
-               if self.settings.get(k) is not None},
+            **_reading_of(self.settings),
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

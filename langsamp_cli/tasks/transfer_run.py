@@ -18,7 +18,8 @@ from typing import Any
 from rich.console import Console
 
 from langsamp_cli.errors import LangsampError
-from langsamp_cli.tasks import registry
+from langsamp_cli.tasks import check_model, registry
+from langsamp_cli.tasks.task_settings import ClassificationSettings, TransferSettings
 
 
 TRANSFER_TASKS = tuple(registry.transfer_names())
@@ -51,8 +52,8 @@ class TransferRunResult:
                 f"fine-tuned {len(self.trained_seeds)}, reused {len(self.reused_seeds)}")
 
 
-def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = None) -> dict[str, Any]:
-    """:func:`langsamp_cli.task_config.resolve_settings` of a transfer task."""
+def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = None) -> TransferSettings:
+    """:func:`langsamp_cli.task_config.resolve_settings` of a transfer task (another task is an error)."""
     from langsamp_cli.task_config import resolve_settings as resolve
 
     if task not in TRANSFER_TASKS:
@@ -60,14 +61,13 @@ def resolve_settings(task: str, flags: dict[str, Any], config: Path | None = Non
     return resolve(task, flags, config)
 
 
-def build_task(task: str, settings: dict[str, Any]):
+def build_task(task: str, settings: TransferSettings):
     """The task object (classification or tagging) the runner fine-tunes and scores with."""
     from langsamp_cli.tasks.classification import ClassificationTask
     from langsamp_cli.tasks.tagging import TaggingTask
 
     kind = ClassificationTask if registry.get(task).type == "classification" else TaggingTask
-    return kind(settings.get("task", task), max_length=int(settings["max_length"]),
-                eval_batch_size=int(settings["eval_batch_size"]))
+    return kind(settings.task, max_length=settings.max_length, eval_batch_size=settings.eval_batch_size)
 
 
 def run_transfer(task: str, flags: dict[str, Any], *, config: Path | None = None, overwrite: bool = False,
@@ -79,23 +79,24 @@ def run_transfer(task: str, flags: dict[str, Any], *, config: Path | None = None
     ``flags`` are the task's settings by name (model, data_dir, languages, seeds, lr, ...).
     ``max_seeds`` keeps only the first N configured seeds (the donor study uses one).
     """
-    from langsamp_cli.data.transfer_inputs import build_transfer_data
     from langsamp_cli.results import parse_shard, select_shard
     from langsamp_cli.tasks import requested_languages
     from langsamp_cli.tasks.transfer import TransferRunner, parse_seeds, restrict_languages, train_settings
+    from langsamp_cli.tasks.transfer_inputs import build_transfer_data
 
     console = console or Console(stderr=True, emoji=False)
     settings = resolve_settings(task, flags, config)
-    bibles = bibles or [Path(b) for b in settings.pop("bible", None) or []]  # inputs, not recorded settings
-    bible_dir = bible_dir or (Path(settings["bible_dir"]) if settings.get("bible_dir") else None)
-    settings.pop("bible_dir", None)
-    seeds = parse_seeds(settings.pop("seeds", None))[:max_seeds]
+    if isinstance(settings, ClassificationSettings):
+        bibles = bibles or [Path(b) for b in settings.bible or []]
+        bible_dir = bible_dir or (Path(settings.bible_dir) if settings.bible_dir else None)
+    seeds = parse_seeds(settings.seeds)[:max_seeds]
     train_settings(settings, seeds[0])  # bad training values fail before any data is read
-    requested, any_script = requested_languages(settings.get("languages"))
+    requested, any_script = requested_languages(settings.languages)
     data = build_transfer_data(task, settings, console, bibles, bible_dir)
-    data = restrict_languages(data, requested, str(settings.get("data_dir")), any_script)
+    data = restrict_languages(data, requested, str(settings.data_dir), any_script)
     languages = select_shard(data.names(), parse_shard(shard))
-    _check_model(settings, explicit_max_length=flags.get("max_length") is not None)
+    _check_scheduler(settings.scheduler)
+    settings, _ = check_model(settings, explicit_max_length=flags.get("max_length") is not None)
     runner = TransferRunner(build_task(task, settings), data, settings, console,
                             progress=sys.stderr.isatty() if progress is None else progress)
     summary = runner.run(seeds, languages, overwrite=overwrite)
@@ -107,17 +108,6 @@ def run_transfer(task: str, flags: dict[str, Any], *, config: Path | None = None
         result.scores[seed], result.skipped[seed] = unit_scores(Path(results_json).parent, languages,
                                                                 runner.task.headline)
     return result
-
-
-def _check_model(settings: dict, explicit_max_length: bool) -> None:
-    """After the cheap checks (flags, data, languages), before any model loads: is the model there, what fits it."""
-    from langsamp_cli.model_source import require_tokenizer, resolve_model
-    from langsamp_cli.tasks import fit_max_length
-
-    _check_scheduler(settings.get("scheduler"))
-    settings["model"] = resolve_model(str(settings["model"]))
-    require_tokenizer(settings["model"])
-    fit_max_length(settings, Console(stderr=True, emoji=False), explicit=explicit_max_length)
 
 
 def _check_scheduler(name: str | None) -> None:

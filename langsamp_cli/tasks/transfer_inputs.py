@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from langsamp_cli.errors import LangsampError
 
+if TYPE_CHECKING:
+    from langsamp_cli.tasks.task_settings import ClassificationSettings, TaggingSettings, TransferSettings
+    from langsamp_cli.tasks.transfer import TransferData
 
-def build_transfer_data(task: str, settings: dict[str, Any], console: Console,
-                        bibles: list[Path] | None = None, bible_dir: Path | None = None):
+
+def build_transfer_data(task: str, settings: TransferSettings, console: Console,
+                        bibles: list[Path] | None = None, bible_dir: Path | None = None) -> TransferData:
     """The task's TransferData from ``settings`` (data_dir, source_lang, train_file/dev_file, labels...)."""
     from langsamp_cli.tasks import registry
 
@@ -26,21 +30,21 @@ def build_transfer_data(task: str, settings: dict[str, Any], console: Console,
     if not spec.is_transfer:
         raise LangsampError(f"{task}: not a transfer task; use one of {', '.join(registry.transfer_names())}")
     if "bible" in spec.inputs:
-        return spec.build_data()(task, settings, console, bibles, bible_dir)
+        return spec.data(task, settings, console, bibles, bible_dir)
     if bibles or bible_dir:
         raise LangsampError(f"--bible/--bible-dir: only Taxi1500 takes Bible targets, not {task}")
-    return spec.build_data()(task, settings, console)
+    return spec.data(task, settings, console)
 
 
-def taxi1500_data(task: str, settings: dict, console: Console, bibles: list[Path] | None = None,
-                  bible_dir: Path | None = None):
+def taxi1500_data(task: str, settings: ClassificationSettings, console: Console, bibles: list[Path] | None = None,
+                  bible_dir: Path | None = None) -> TransferData:
     from langsamp_cli.data.taxi1500 import discover_taxi1500, read_taxi1500_tsv
     from langsamp_cli.tasks.transfer import add_bible_targets, plan_from_files
 
     data_dir = _data_dir(settings)
     files, problems = discover_taxi1500(data_dir)
     print_problems(problems, console)
-    data = plan_from_files(task, files, read_taxi1500_tsv, settings["source_lang"], str(data_dir))
+    data = plan_from_files(task, files, read_taxi1500_tsv, settings.source_lang, str(data_dir))
     from_folder, named = bible_dir_files(bible_dir, console), named_bibles(bibles)
     if from_folder or named:
         official = files.get("eng_Latn", {}).get("test")
@@ -78,7 +82,7 @@ def named_bibles(bibles: list[Path] | None) -> dict[str, Path]:
     return found
 
 
-def sib200_data(task: str, settings: dict, console: Console):
+def sib200_data(task: str, settings: ClassificationSettings, console: Console) -> TransferData:
     from langsamp_cli.data.sib200 import discover_sib200, read_labels_file, read_sib200_tsv
     from langsamp_cli.tasks.transfer import plan_from_files
 
@@ -89,36 +93,35 @@ def sib200_data(task: str, settings: dict, console: Console):
     def read(path: Path):
         return read_sib200_tsv(path, read_labels_file(path.parent))
 
-    return plan_from_files(task, files, read, settings["source_lang"], str(data_dir))
+    return plan_from_files(task, files, read, settings.source_lang, str(data_dir))
 
 
-def ner_data(task: str, settings: dict, console: Console):
+def ner_data(task: str, settings: TaggingSettings, console: Console) -> TransferData:
     from langsamp_cli.data.conll import discover_tagging, normalize_ner, read_tagged_file
     from langsamp_cli.tasks.transfer import plan_from_files
 
-    if settings.get("ud_preparation") is not None:
-        raise LangsampError(f"ud_preparation: {settings['ud_preparation']}: only POS reads UD treebanks; remove the "
+    if settings.ud_preparation is not None:
+        raise LangsampError(f"ud_preparation: {settings.ud_preparation}: only POS reads UD treebanks; remove the "
                             f"key from the {task} config")
     data_dir = _data_dir(settings)
     found = discover_tagging(data_dir, extensions=("iob2",))
     print_problems(found.problems, console)
-    entity_types = list(settings["entity_types"])
+    entity_types = list(settings.entity_types)
 
     def read(path: Path):
         return normalize_ner(read_tagged_file(path), entity_types)
 
-    return plan_from_files(task, found.files, read, settings["source_lang"], str(data_dir),
-                           settings.get("train_file"), settings.get("dev_file"))
+    return plan_from_files(task, found.files, read, settings.source_lang, str(data_dir),
+                           settings.train_file, settings.dev_file)
 
 
-def pos_data(task: str, settings: dict, console: Console):
+def pos_data(task: str, settings: TaggingSettings, console: Console) -> TransferData:
     """UD treebanks prepared as ``ud_preparation`` says (glot500: every treebank of a language, one after
     the other; syntactic: the first). The preparation is a recorded setting, so it is in every unit."""
-    from langsamp_cli.data.conllu import POS_LABELS, discover_treebanks, read_pos_files
+    from langsamp_cli.data.conllu import discover_treebanks, read_pos_files
     from langsamp_cli.tasks.transfer import plan_from_files
 
-    settings.setdefault("labels", list(POS_LABELS))
-    preparation = settings["ud_preparation"] = settings.get("ud_preparation") or "glot500"
+    preparation = settings.ud_preparation or "glot500"
     data_dir = _data_dir(settings)
     found = discover_treebanks(data_dir, combine=preparation == "glot500")
     print_problems(found.problems, console)
@@ -130,25 +133,25 @@ def pos_data(task: str, settings: dict, console: Console):
     def read(path: Path):
         return read_pos_files(groups.get(Path(path), [Path(path)]), preparation)
 
-    data = plan_from_files(task, found.files, read, settings["source_lang"], str(data_dir),
-                           settings.get("train_file"), settings.get("dev_file"))
+    data = plan_from_files(task, found.files, read, settings.source_lang, str(data_dir),
+                           settings.train_file, settings.dev_file)
     data.source_files = [str(p) for path in data.source_files for p in groups.get(Path(path), [Path(path)])]
     return data
 
 
-def _check_conllu_only(files: dict[str, dict[str, Path]], settings: dict) -> None:
+def _check_conllu_only(files: dict[str, dict[str, Path]], settings: TaggingSettings) -> None:
     """--ud-preparation syntactic acts on CoNLL-U only; an already prepared word<TAB>tag file cannot honour it."""
-    given = [Path(settings[k]) for k in ("train_file", "dev_file") if settings.get(k)]
+    given = [Path(name) for name in (settings.train_file, settings.dev_file) if name]
     for path in [*given, *(p for splits in files.values() for p in splits.values())]:
         if path.suffix.lower() != ".conllu":
             raise LangsampError(f"--ud-preparation syntactic: {path} is not a CoNLL-U treebank (.conllu) but an "
                                 "already prepared word<TAB>tag file; use --ud-preparation glot500 or .conllu files")
 
 
-def _data_dir(settings: dict) -> Path:
+def _data_dir(settings: TransferSettings) -> Path:
     from langsamp_cli.data.parallel import check_data_dir
 
-    return check_data_dir(settings.get("data_dir"))
+    return check_data_dir(settings.data_dir)
 
 
 def print_problems(problems: dict[str, str], console: Console) -> None:
