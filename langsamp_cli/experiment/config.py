@@ -84,7 +84,7 @@ def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] |
 ) -> ExperimentConfig:
     """Read, override (flags win), substitute ``{data_root}`` and validate an experiment YAML."""
     path = resolve_config_path(name_or_path)
-    raw = _read_yaml(path)
+    raw = read_yaml_mapping(path)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     check_known_keys(raw, TOP_LEVEL_KEYS, str(path), "in an experiment")
     data_root = Path(overrides.get("data_root") or raw.get("data_root") or ".")
@@ -113,10 +113,6 @@ def load_experiment_config(name_or_path: str | Path, overrides: dict[str, Any] |
     )
     validate(config)
     return config
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    return read_yaml_mapping(path)
 
 
 def _mapping(value: Any, path: Path, where: str) -> dict[str, Any]:
