@@ -133,10 +133,16 @@ TOKENIZER_VOCAB_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.mo
                          "vocab.txt", "vocab.json")
 
 
+def lacks_tokenizer(model: str) -> bool:
+    """A local model folder without tokenizer files (transformers would make up a 5-token tokenizer for it); a hub
+    name carries its own."""
+    path = Path(str(model)).expanduser()
+    return path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_VOCAB_FILES)
+
+
 def require_tokenizer(model: str, flag: str = "--model") -> None:
     """A local model folder without tokenizer files is one line; hub names (they carry theirs) pass."""
-    path = Path(str(model)).expanduser()
-    if not path.is_dir() or any((path / name).is_file() for name in TOKENIZER_VOCAB_FILES):
+    if not lacks_tokenizer(model):
         return
     raise LangsampError(f"{flag} {model}: no tokenizer files in the folder ({', '.join(TOKENIZER_VOCAB_FILES[:2])}, "
                         "...); refusing to evaluate it with a made-up 5-token tokenizer; copy the tokenizer of "

@@ -181,27 +181,12 @@ def unigram_model(tokenizer: Any, source: str) -> tuple[list[list[Any]], set[str
 
 def training_lines(corpus: Any, alpha: float, budget: int) -> dict[str, list[str]]:
     """Each language's first ``budget * p_i`` training lines (at least one, at most what it has)."""
-    from langsamp_cli.pretrain.corpus import LineReader, sampling_probabilities, skip_lines
+    from langsamp_cli.pretrain.corpus import read_training, sampling_probabilities
 
     sources = list(corpus.sources.values())
     probs = sampling_probabilities([s.train_lines for s in sources], alpha)
-    chosen = {}
-    for source, prob in zip(sources, probs):
-        wanted = min(source.train_lines, max(1, round(budget * prob)))
-        reader = LineReader(source.files)
-        lines, _, _ = reader.read(skip_lines(reader, source.heldout_lines), wanted)
-        reader.close()
-        chosen[source.lang_script] = lines
-    return chosen
-
-
-def heldout(source: Any) -> list[str]:
-    from langsamp_cli.pretrain.corpus import LineReader
-
-    reader = LineReader(source.files)
-    lines, _, _ = reader.read((0, 0), source.heldout_lines)
-    reader.close()
-    return lines
+    return {source.lang_script: read_training(source, min(source.train_lines, max(1, round(budget * prob))))
+            for source, prob in zip(sources, probs)}
 
 
 def new_pieces(vocab: list[list[Any]], trained: list[tuple[str, float]], specials: set[str], limit: int
@@ -247,9 +232,11 @@ def pieces_per_script(pieces: Any) -> dict[str, int]:
 
 def measure(corpus: Any, base: Any, extended: Any) -> list[LanguageFertility]:
     """Tokens per word and <unk> counts of both tokenizers on each language's held-out lines, worst base first."""
+    from langsamp_cli.pretrain.corpus import read_heldout
+
     rows = []
     for source in corpus.sources.values():
-        lines = heldout(source)
+        lines = read_heldout(source)
         if not lines:
             continue
         words = sum(len(line.split()) for line in lines)

@@ -31,13 +31,12 @@ def extend_command():
 def _extend(values: dict) -> None:
     from langsamp_cli.languages import parse_language_list
     from langsamp_cli.model_source import resolve_model
-    from langsamp_cli.settings import convert_all
+    from langsamp_cli.settings import from_flags
     from langsamp_cli.tokenizer_extend import ExtendSettings, extend_tokenizer
 
-    given = {key: value for key, value in values.items() if value is not None}
-    if given.get("languages") is not None:
-        given["languages"] = parse_language_list(given["languages"])
-    settings = ExtendSettings(**convert_all(ExtendSettings, given, as_flags=True)).check()
+    if values.get("languages") is not None:
+        values["languages"] = parse_language_list(values["languages"])
+    settings = from_flags(ExtendSettings, values).check()
     settings.base = resolve_model(settings.base, flag="--base", needs_config=False)
     err = Console(stderr=True, emoji=False)
     result = extend_tokenizer(settings, say=lambda text: err.print(text, highlight=False, markup=False))

@@ -436,6 +436,22 @@ def skip_lines(reader: LineReader, count: int) -> Position:
     return position
 
 
+def read_heldout(source: LanguageSource) -> list[str]:
+    """A language's held-out lines: its first ``heldout_lines`` non-empty lines (evaluation only)."""
+    reader = LineReader(source.files)
+    lines, _, _ = reader.read((0, 0), source.heldout_lines)
+    reader.close()
+    return lines
+
+
+def read_training(source: LanguageSource, count: int) -> list[str]:
+    """A language's first ``count`` training lines (those after the held-out ones)."""
+    reader = LineReader(source.files)
+    lines, _, _ = reader.read(skip_lines(reader, source.heldout_lines), count)
+    reader.close()
+    return lines
+
+
 # ------------------------------------------------------------------------------------ token streams
 
 
@@ -708,9 +724,7 @@ def heldout_examples(corpus: Corpus, tokenizer: Any, lang2id: dict[str, int], sc
     for lang_script, source in corpus.sources.items():
         if not source.heldout_lines:
             continue
-        reader = LineReader(source.files)
-        lines, _, _ = reader.read((0, 0), source.heldout_lines)
-        reader.close()
+        lines = read_heldout(source)
         groups = LineGroups(body if chunking == "official" else None)
         tokens = [t for batch in encode_batches(lines) for t in groups.feed(encode(batch))] + groups.finish()
         lang, script = lang_script.split("_", 1)

@@ -112,8 +112,7 @@ def _model(config: PretrainConfig) -> str:
 
     if config.model == TINY_MODEL:
         return "tiny: an 8-layer, 64-wide XLM-R config built here"
-    resolved = resolve_model(config.model)
-    return f"{resolved} ({'local directory' if Path(resolved).is_dir() else 'Hugging Face hub name'})"
+    return _where(resolve_model(config.model))
 
 
 def _tokenizer(config: PretrainConfig) -> str:
@@ -121,7 +120,10 @@ def _tokenizer(config: PretrainConfig) -> str:
 
     if not config.tokenizer:
         return "the model's own" if not config.is_from_scratch else "trained on the corpus"
-    resolved = resolve_model(config.tokenizer, flag="--tokenizer", needs_config=False)
+    return _where(resolve_model(config.tokenizer, flag="--tokenizer", needs_config=False))
+
+
+def _where(resolved: str) -> str:
     return f"{resolved} ({'local directory' if Path(resolved).is_dir() else 'Hugging Face hub name'})"
 
 

@@ -52,24 +52,18 @@ def prepare_tokenizer(config: PretrainConfig, corpus: Corpus, out: Path, checkpo
 
 def tokenizer_training_lines(corpus: Corpus, limit: int = TOKENIZER_TRAINING_LINES) -> list[str]:
     """Up to ``limit`` training lines, the same share from every language (never the held-out lines)."""
-    from langsamp_cli.pretrain.corpus import LineReader, skip_lines
+    from langsamp_cli.pretrain.corpus import read_training
 
     per_language = max(1000, limit // len(corpus.sources))
-    lines: list[str] = []
-    for source in corpus.sources.values():
-        reader = LineReader(source.files)
-        texts, _, _ = reader.read(skip_lines(reader, source.heldout_lines), min(per_language, source.train_lines))
-        reader.close()
-        lines.extend(texts)
-    return lines
+    return [line for source in corpus.sources.values()
+            for line in read_training(source, min(per_language, source.train_lines))]
 
 
 def check_has_tokenizer(model: str, why: str) -> None:
-    """A local model folder without tokenizer files: one line (transformers would make up a 5-token one)."""
-    from langsamp_cli.model_source import TOKENIZER_VOCAB_FILES
+    """A local model folder without tokenizer files: one line naming what pretraining needs it for."""
+    from langsamp_cli.model_source import lacks_tokenizer
 
-    path = Path(str(model)).expanduser()
-    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_VOCAB_FILES):
+    if lacks_tokenizer(model):
         raise LangsampError(f"--model {model}: no tokenizer files in the folder ({why}); copy the tokenizer it was "
                             "trained with into it (tokenizer.save_pretrained(folder)), or pass --from-scratch "
                             "--tokenizer DIR to train from its config only")

@@ -75,7 +75,3 @@ def release(out: Path) -> None:
     if fd is not None:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def holds(out: Path) -> bool:
-    return _key(out) in _HELD

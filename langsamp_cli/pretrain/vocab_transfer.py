@@ -67,11 +67,6 @@ class VocabTransfer:
     def initialised(self) -> dict[str, int]:
         return dict(sorted(Counter(row.method for row in self.new_rows).items()))
 
-    @property
-    def identity_prefix(self) -> int:
-        """How many of the first ids kept their row at the same id (a strict extension: all old ids)."""
-        return self.kept_same_id if self.kept_same_id == self.kept else -1
-
     def record(self) -> dict[str, Any]:
         return {"tokenizer": self.tokenizer, "old_vocab_size": self.old_size, "new_vocab_size": self.new_size,
                 "kept_rows": self.kept, "kept_at_same_id": self.kept_same_id, "init_new_tokens": self.method,
@@ -178,11 +173,9 @@ def transfer_vocabulary(mlm: nn.Module, old: Any, new: Any, method: str, seed: i
         requires_grad=embeddings.weight.requires_grad))
     embeddings.num_embeddings = len(new)
     if decoder is not None:
-        if not tied:
+        if not tied:  # a tied decoder already holds the new table: _replace swapped every reference to the old one
             _replace(mlm, decoder.weight, nn.Parameter(
                 resized_rows(decoder.weight.detach(), mapping, rows, "random_normal", std, generator)))
-        else:
-            decoder.weight = embeddings.weight
         bias = getattr(decoder, "bias", None)
         if bias is not None:
             _replace(mlm, bias, nn.Parameter(resized_rows(bias.detach(), mapping, rows, "zeros", std, generator)))
