@@ -51,6 +51,17 @@ langsamp eval sr-t --model "$work/demo/final" --data-dir "$sample" --languages f
   --output-dir "$work/results" --no-cache --max-length 64
 test -s "$work/results/sr-t/"*/seedna/results.json || { echo "FAIL: no merged results.json" >&2; exit 1; }
 
+step "the same eval again into the same folder: every unit is reused"
+langsamp eval sr-t --model "$work/demo/final" --data-dir "$sample" --languages fra_Latn,zho_Hani \
+  --output-dir "$work/results" --no-cache --max-length 64 2>&1 | tee "$work/again.log"
+grep -q "0 scored, 0 skipped, 2 already done" "$work/again.log" || { echo "FAIL: units not reused" >&2; exit 1; }
+
+step "tokenizer extend on the bundled corpus, then continue the demo model with it"
+langsamp tokenizer extend --base "$work/demo/final" --add 200 --sample-lines 3000 --output-dir "$work/tok"
+langsamp pretrain --model "$work/demo/final" --tokenizer "$work/tok" --init-new-tokens subword --max-steps 2 \
+  --save-every 2 --warmup-steps 1 --no-progress --output-dir "$work/extended" 2>&1 | tee "$work/extended.log"
+grep -q "trained rows, all at their old ids" "$work/extended.log" || { echo "FAIL: no vocabulary line" >&2; exit 1; }
+
 step "task list and language tables come from the wheel"
 python - <<'EOF'
 from langsamp_cli.languages import groups_for

@@ -90,7 +90,10 @@ def test_cli_prints_the_table_and_refuses_bad_input(english_heavy_base, tmp_path
                     str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert "--base" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert run_cli(["tokenizer", "extend", "--base", str(english_heavy_base), "--add", "500", "--train-vocab-size",
+                    "300", "--output-dir", str(tmp_path / "z")]) == 2
+    assert "--train-vocab-size 300 is smaller than --add 500" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
 
 
 def test_a_tokenizer_that_is_not_unigram_is_refused(tmp_path) -> None:
